@@ -1,0 +1,1 @@
+"""Baseline talking-face models shipped as tfgbench plugins."""

@@ -1,0 +1,1 @@
+"""SyncTalklip (the paper in shared/seed): AV-SyncNet and the generator. Not built yet."""

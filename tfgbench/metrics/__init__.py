@@ -1,0 +1,1 @@
+"""Metrics, each with named protocols (see :mod:`tfgbench.metrics.base`)."""
