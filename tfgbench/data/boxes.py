@@ -1,0 +1,60 @@
+"""Face boxes for datasets that do not ship them.
+
+TalkLip scores PSNR/SSIM inside per-frame face boxes that its ``preparation/bbx_extract.py``
+stores as ``<id>.npy`` arrays ``(T, 4)`` of ``x1, y1, x2, y2`` (S3FD detections; a centred 96x96
+box where no face is found). Datasets read such files when they exist; otherwise boxes are
+detected here with OpenCV's bundled Haar cascade (an offline detector: S3FD weights cannot be
+downloaded here), the largest face per frame, with TalkLip's centred-96 fallback for frames
+without a face. Which source was used is recorded in ``sample.meta["boxes_source"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tfgbench.errors import SampleError
+
+
+def centre_box(height: int, width: int, size: int = 96) -> tuple[int, int, int, int]:
+    """TalkLip's fallback box: ``size`` x ``size`` in the middle of the frame."""
+    y = int((height - size) / 2)
+    x = int((width - size) / 2)
+    return x, y, x + size, y + size
+
+
+def detect_face_boxes(frames: np.ndarray, every: int = 1) -> np.ndarray:
+    """``(T, 4)`` int boxes of the largest Haar-cascade face per frame (detected every ``every``
+    frames and held in between), centred-96 fallback where none is found."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    height, width = frames.shape[1:3]
+    boxes = np.empty((len(frames), 4), dtype=np.int64)
+    last = None
+    for i, frame in enumerate(frames):
+        if i % every == 0 or last is None:
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
+                                             minSize=(max(24, min(height, width) // 8),) * 2)
+            if len(found):
+                x, y, w, h = max(found, key=lambda b: b[2] * b[3])
+                last = (int(x), int(y), int(x + w), int(y + h))
+            else:
+                last = None
+        boxes[i] = last if last is not None else centre_box(height, width)
+    return boxes
+
+
+def load_box_file(path: Path, num_frames: int) -> np.ndarray:
+    """Read a TalkLip-style ``(T, 4)`` box file; its length must cover the video."""
+    try:
+        boxes = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SampleError(f"{path}: unreadable face-box file ({e})") from e
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise SampleError(f"{path}: face boxes must have shape (T, 4), got {boxes.shape}")
+    if len(boxes) < num_frames:
+        raise SampleError(f"{path}: {len(boxes)} face boxes for a video of {num_frames} frames")
+    return boxes[:num_frames].astype(np.int64)

@@ -1,0 +1,162 @@
+"""Leaderboard tables: a pure function of the stored rows.
+
+One table per (dataset, dataset version, split). A row per model (name, checkpoint, settings);
+a column per (protocol, evaluator, measure) with an arrow for the better direction. A cell is
+the dataset value of that measure (:func:`tfgbench.metrics.base.aggregate`) only when the model
+has a successful row for *every* sample of the split; otherwise the cell is flagged with its
+coverage (``41/50``, and failures as ``3 failed``) and shows no number: a partial average is never
+printed as if it were a result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tfgbench.metrics.base import Measure, aggregate
+from tfgbench.store import ERROR_MEASURE, DatasetKey, Row
+
+FORMATS = ("md", "latex", "csv", "html")
+_ORDER_FIRST, _ORDER_LAST = ("ground-truth",), ("static-frame",)
+
+
+@dataclass(frozen=True)
+class Column:
+    protocol: str
+    evaluator_sha256: str
+    measure: Measure
+    show_evaluator: bool = False
+
+    @property
+    def header(self) -> str:
+        arrow = "↑" if self.measure.higher_is_better else "↓"
+        unit = " %" if self.measure.percent else ""
+        evaluator = f" @{self.evaluator_sha256[:8]}" if self.show_evaluator else ""
+        return f"{self.measure.label}{unit} {arrow} ({self.protocol}{evaluator})"
+
+
+@dataclass
+class Cell:
+    value: float | None
+    covered: int
+    failed: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.value is not None and self.covered == self.total and self.failed == 0
+
+
+@dataclass
+class Table:
+    dataset: DatasetKey
+    total: int
+    columns: list[Column]
+    models: list[tuple[str, str, str]]  # (model, checkpoint sha256, settings hash)
+    cells: dict[tuple[tuple[str, str, str], Column], Cell] = field(default_factory=dict)
+
+    def model_label(self, key: tuple[str, str, str]) -> str:
+        same_name = [m for m in self.models if m[0] == key[0]]
+        if len(same_name) == 1:
+            return key[0]
+        ckpt = key[1][:8] if key[1] not in ("none", "external") else key[1]
+        return f"{key[0]} ({ckpt}, settings {key[2][:6]})"
+
+
+def _model_order(key: tuple[str, str, str]) -> tuple[int, str, str, str]:
+    rank = 0 if key[0] in _ORDER_FIRST else 2 if key[0] in _ORDER_LAST else 1
+    return (rank, *key)
+
+
+def build_tables(rows: Sequence[Row], measures: dict[tuple[str, str], Measure],
+                 sizes: dict[DatasetKey, int]) -> list[Table]:
+    """Group rows into one :class:`Table` per dataset split; see the module docstring."""
+    by_dataset: dict[DatasetKey, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_dataset[DatasetKey(r.dataset, r.dataset_version, r.split)].append(r)
+    tables = []
+    for dkey in sorted(by_dataset, key=lambda k: (k.dataset, k.split, k.dataset_version)):
+        drows = by_dataset[dkey]
+        models = sorted({(r.model, r.checkpoint_sha256, r.settings_hash) for r in drows}, key=_model_order)
+        evaluators: dict[str, set[str]] = defaultdict(set)
+        for r in drows:
+            evaluators[r.protocol].add(r.evaluator_sha256)
+        columns = [Column(protocol, ev, m, show_evaluator=len(evaluators[protocol]) > 1)
+                   for protocol in sorted(evaluators) for ev in sorted(evaluators[protocol])
+                   for (p, _), m in measures.items() if p == protocol]
+        ids_total = sizes.get(dkey) or len({r.sample_id for r in drows})
+        table = Table(dkey, ids_total, columns, models)
+        grouped: dict[tuple, list[Row]] = defaultdict(list)
+        for r in drows:
+            grouped[(r.model, r.checkpoint_sha256, r.settings_hash, r.protocol, r.evaluator_sha256)].append(r)
+        for mkey in models:
+            for col in columns:
+                group = grouped.get((*mkey, col.protocol, col.evaluator_sha256), [])
+                ok = [(r.value, r.num, r.den) for r in group if r.measure == col.measure.key and r.error is None]
+                failed = len({r.sample_id for r in group if r.measure == ERROR_MEASURE})
+                complete = len(ok) == ids_total and failed == 0
+                value = aggregate(col.measure, ok) if complete else None
+                table.cells[(mkey, col)] = Cell(value, len(ok), failed, ids_total)
+        tables.append(table)
+    return tables
+
+
+def format_cell(cell: Cell, measure: Measure) -> str:
+    if cell.complete and cell.value is not None:
+        if math.isinf(cell.value) or math.isnan(cell.value):
+            return str(cell.value)
+        value = cell.value * (100 if measure.percent else 1)
+        return f"{value:.{measure.digits}f}"
+    if cell.covered == 0 and cell.failed == 0:
+        return ""
+    note = f"{cell.covered}/{cell.total}"
+    return f"⚠ {note}" + (f", {cell.failed} failed" if cell.failed else "")
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("⚠", r"\textdagger{}")):
+        text = text.replace(a, b)
+    return text
+
+
+def render(table: Table, fmt: str = "md") -> str:
+    """Render one table as Markdown, LaTeX, CSV or HTML."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt == "csv":
+        return _render_csv(table)
+    headers = ["Model", *[c.header for c in table.columns]]
+    body = [[table.model_label(m), *[format_cell(table.cells[(m, c)], c.measure) for c in table.columns]]
+            for m in table.models]
+    d = table.dataset
+    caption = (f"{d.dataset} ({d.split} split, version {d.dataset_version}, {table.total} samples). "
+               "⚠ n/N: the model has results for only n of N samples, so no average is shown.")
+    from tabulate import tabulate
+
+    if fmt == "md":
+        return f"{tabulate(body, headers, tablefmt='github')}\n\n{caption}\n"
+    if fmt == "html":
+        return f"{tabulate(body, headers, tablefmt='html')}\n<p>{caption}</p>\n"
+    escaped = [[_latex_escape(x) for x in row] for row in [headers, *body]]
+    latex = tabulate(escaped[1:], escaped[0], tablefmt="latex_raw", disable_numparse=True)
+    return ("\\begin{table}\n\\centering\n" + latex + f"\n\\caption{{{_latex_escape(caption)}}}\n\\end{{table}}\n")
+
+
+def _render_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["dataset", "dataset_version", "split", "model", "checkpoint_sha256", "settings_hash",
+                     "protocol", "evaluator_sha256", "measure", "value", "covered", "failed", "total"])
+    d = table.dataset
+    for m in table.models:
+        for c in table.columns:
+            cell = table.cells[(m, c)]
+            value = "" if not cell.complete or cell.value is None else repr(cell.value)
+            writer.writerow([d.dataset, d.dataset_version, d.split, *m, c.protocol, c.evaluator_sha256,
+                             c.measure.key, value, cell.covered, cell.failed, cell.total])
+    return out.getvalue()
