@@ -134,14 +134,15 @@ def render(table: Table, fmt: str = "md") -> str:
     body = [[table.model_label(m), *[format_cell(table.cells[(m, c)], c.measure) for c in table.columns]]
             for m in table.models]
     d = table.dataset
-    caption = (f"{d.dataset} ({d.split} split, version {d.dataset_version}, {table.total} samples). "
-               "⚠ n/N: the model has results for only n of N samples, so no average is shown.")
+    caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}, {table.total} samples)."
+    if any(not cell.complete and (cell.covered or cell.failed) for cell in table.cells.values()):
+        caption += " ⚠ n/N: the model has results for only n of N samples, so no average is shown."
     from tabulate import tabulate
 
     if fmt == "md":
-        return f"{tabulate(body, headers, tablefmt='github')}\n\n{caption}\n"
+        return f"{tabulate(body, headers, tablefmt='github', disable_numparse=True)}\n\n{caption}\n"
     if fmt == "html":
-        return f"{tabulate(body, headers, tablefmt='html')}\n<p>{caption}</p>\n"
+        return f"{tabulate(body, headers, tablefmt='html', disable_numparse=True)}\n<p>{caption}</p>\n"
     escaped = [[_latex_escape(x) for x in row] for row in [headers, *body]]
     latex = tabulate(escaped[1:], escaped[0], tablefmt="latex_raw", disable_numparse=True)
     return ("\\begin{table}\n\\centering\n" + latex + f"\n\\caption{{{_latex_escape(caption)}}}\n\\end{{table}}\n")

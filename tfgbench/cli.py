@@ -1,0 +1,247 @@
+"""The ``tfgbench`` command. Starts fast: torch and plugins are imported only by the
+subcommand that needs them (``tfgbench --help`` imports neither)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from tfgbench import __version__
+from tfgbench.errors import TfgbenchError
+
+DEFAULT_WORKDIR = os.environ.get("TFGBENCH_WORKDIR", "tfgbench-runs")
+
+#: subcommands implemented in other modules: name -> (module, one-line help)
+EXTERNAL = {
+    "lse": ("tfgbench.metrics.lse.cli", "score one video's lip sync: offset, LSE-C, LSE-D"),
+    "wer": ("tfgbench.metrics.wer.cli", "lip-read one video and score it against its transcript (WER)"),
+}
+DATA_COMMANDS = {
+    "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
+}
+
+EPILOG = """examples:
+  tfgbench run --model static-frame --dataset synthetic          score a model on the built-in corpus
+  tfgbench run --model ground-truth --dataset folder --data-root DIR --metrics psnr,ssim
+  tfgbench score --videos OUT/ --dataset lrs2 --name my-model    score videos generated elsewhere
+  tfgbench table --format latex                                  render the leaderboard
+  tfgbench list protocols                                        what each metric protocol pins
+"""
+
+
+def _key_values(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TfgbenchError(f"{what} must look like KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> None:
+    if with_model:
+        p.add_argument("--model", required=True, help="model plugin name (see `tfgbench list models`)")
+        p.add_argument("--checkpoint", help="model checkpoint file (default: the model's shipped one)")
+        p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                       help="model setting (repeatable); values are JSON when they parse, e.g. reference=0")
+    p.add_argument("--dataset", required=True, help="dataset name (see `tfgbench list datasets`)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--data-root", help="dataset folder (or set TFGBENCH_LRS2 / TFGBENCH_LRS3)")
+    p.add_argument("--limit", type=int, help="only the first N samples (tables flag partial coverage)")
+    p.add_argument("--metrics", help="comma-separated metric families or protocols, e.g. psnr,ssim,lse/wav2lip "
+                   "(default: psnr,ssim,lse,wer with the dataset's default protocols; those whose weights "
+                   "are missing are skipped)")
+    p.add_argument("--weights", action="append", metavar="FAMILY=FILE",
+                   help="evaluator weights per metric family, e.g. lse=syncnet_v2.model (repeatable)")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR,
+                   help=f"results database and video cache (default: {DEFAULT_WORKDIR}, or $TFGBENCH_WORKDIR)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--retry-errors", action="store_true", help="re-score samples stored as errors")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfgbench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Talking-face generation benchmark: LSE-C/LSE-D, lip-reading WER, PSNR and SSIM computed "
+                    "as the official scripts compute them, stored per sample, rendered as leaderboards.")
+    parser.add_argument("--version", action="version", version=f"tfgbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="generate a dataset split with a model, score it, store and print results",
+                       description="Generate, cache, score and store; re-running resumes where it stopped.")
+    _add_run_arguments(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("score", help="score videos generated elsewhere, matched to a dataset by file name",
+                       description="Score a folder of generated mp4s (named <id>.mp4, <id with / as _>.mp4 or "
+                                   "<utterance>.mp4) against a dataset's samples.")
+    p.add_argument("--videos", required=True, help="folder of generated .mp4 files")
+    p.add_argument("--name", required=True, help="the model name shown in tables")
+    _add_run_arguments(p, with_model=False)
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("table", help="render stored results as leaderboard tables")
+    p.add_argument("--dataset", help="only this dataset")
+    p.add_argument("--split", help="only this split")
+    p.add_argument("--format", default="md", choices=["md", "latex", "csv", "html"])
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"(default: {DEFAULT_WORKDIR})")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=cmd_table)
+
+    p = sub.add_parser("list", help="list installed models, datasets, metrics or protocols")
+    p.add_argument("what", choices=["models", "datasets", "metrics", "protocols"])
+    p.set_defaults(handler=cmd_list)
+
+    data = sub.add_parser("data", help="make datasets (the synthetic corpus)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATASET", required=True)
+    for name, (module, help_text) in DATA_COMMANDS.items():
+        dp = data_sub.add_parser(name, help=help_text, description=help_text)
+        if argv[:2] == ["data", name]:
+            _attach(dp, module)
+
+    for name, (module, help_text) in EXTERNAL.items():
+        ep = sub.add_parser(name, help=help_text, description=help_text)
+        if argv[:1] == [name]:
+            _attach(ep, module)
+    return parser
+
+
+def _attach(parser: argparse.ArgumentParser, module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    module.add_arguments(parser)
+    parser.set_defaults(handler=module.run)
+
+
+def _spec(args: argparse.Namespace, model: str) -> object:
+    from tfgbench.runner import RunSpec
+
+    return RunSpec(
+        model=model, dataset=args.dataset, split=args.split, data_root=args.data_root, limit=args.limit,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
+        workdir=args.workdir, device=args.device, jobs=args.jobs,
+        checkpoint=getattr(args, "checkpoint", None),
+        model_args={k: _parse_value(v)
+                    for k, v in _key_values(getattr(args, "model_arg", None), "--model-arg").items()},
+        weights=_key_values(args.weights, "--weights"), retry_errors=args.retry_errors,
+        command=shlex.join(["tfgbench", *sys.argv[1:]]))
+
+
+def _report(summary, workdir: str) -> int:
+    from tfgbench.store import Store
+    from tfgbench.tables import build_tables, render
+
+    print(f"\n{summary.samples} samples scored, {summary.skipped} already stored, {len(summary.failed)} failed "
+          f"({summary.seconds:.1f} s). Results: {Path(workdir) / 'results.sqlite'}")
+    for sample_id, error in list(summary.failed.items())[:5]:
+        print(f"  failed {sample_id}: {error.splitlines()[0]}")
+    if len(summary.failed) > 5:
+        print(f"  ... and {len(summary.failed) - 5} more (see the error column of the results table)")
+    with Store(Path(workdir) / "results.sqlite") as store:
+        tables = build_tables(store.rows(summary.dataset.dataset), store.measures(), store.dataset_sizes())
+    for table in tables:
+        if table.dataset == summary.dataset:
+            print()
+            print(render(table, "md"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tfgbench.runner import run
+
+    spec = _spec(args, args.model)
+    return _report(run(spec, progress=not args.no_progress), args.workdir)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from tfgbench.runner import build_dataset, run
+    from tfgbench.videos import ExternalVideos, match_videos
+
+    spec = _spec(args, args.name)
+    dataset = build_dataset(spec)
+    ids = dataset.ids()[: spec.limit] if spec.limit else dataset.ids()
+    videos = match_videos(Path(args.videos), dataset, ids)
+    print(f"matched {len(videos)} of {len(ids)} samples to videos in {args.videos}")
+    if not videos:
+        raise TfgbenchError(f"no video in {args.videos} matches a sample id of {dataset.name}/{dataset.split} "
+                            f"(e.g. {ids[0]}.mp4)")
+    model = ExternalVideos(videos, args.name, Path(args.videos))
+    return _report(run(spec, model=model, progress=not args.no_progress), args.workdir)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from tfgbench.store import Store
+    from tfgbench.tables import build_tables, render
+
+    path = Path(args.workdir) / "results.sqlite"
+    if not path.is_file():
+        raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
+    with Store(path) as store:
+        tables = build_tables(store.rows(args.dataset), store.measures(), store.dataset_sizes())
+    tables = [t for t in tables if args.split is None or t.dataset.split == args.split]
+    if not tables:
+        raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
+    text = "\n".join(render(t, args.format) for t in tables)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tfgbench import registry
+
+    if args.what != "protocols":
+        for name, entry in registry.entries(args.what).items():
+            print(f"{name:24s} {entry.target}  [{entry.distribution}]")
+        return 0
+    for family, entry in registry.entries("metrics").items():
+        try:
+            cls = entry.load()
+        except TfgbenchError as e:
+            print(f"{family}: unavailable ({e})")
+            continue
+        for spec in cls.protocols:
+            measures = ", ".join(f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in spec.measures)
+            print(f"{spec.name:26s} {measures:28s} {spec.summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.handler(args) or 0)
+    except TfgbenchError as e:
+        print(f"tfgbench: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished samples are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""generate -> cache -> score -> store, resumable.
+
+:func:`run` loads a model, a dataset split and metric protocols, works out which (sample,
+protocol) results are missing from the store, and for each such sample: loads it (a background
+thread decodes the next samples while the current one is generated and scored), generates the
+video (or reads it from the cache), scores it with each missing protocol and stores the sample's
+rows in one transaction. A failure (corrupt file, model error, NaN or wrong-shape output, a
+metric that cannot score the sample) becomes an error row with its reason and the run goes on.
+Killing the process loses at most the samples in flight. ``jobs > 1`` runs samples in worker
+processes (each with its own model and metrics); the store stays a single writer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfgbench import registry
+from tfgbench.data.base import Dataset
+from tfgbench.data.sample import Sample, check_frames
+from tfgbench.errors import MissingResourceError, SampleError, TfgbenchError
+from tfgbench.metrics.base import Metric
+from tfgbench.model import TalkingFaceModel
+from tfgbench.store import DatasetKey, ModelKey, ProtocolResult, Store
+from tfgbench.videos import VideoCache, cache_for
+
+DEFAULT_METRICS = ("psnr", "ssim", "lse", "wer")
+
+
+@dataclass
+class RunSpec:
+    """Everything a run needs, as plain data (it travels to worker processes)."""
+
+    model: str
+    dataset: str
+    split: str = "test"
+    data_root: str | None = None
+    limit: int | None = None
+    metrics: list[str] | None = None
+    workdir: str = "tfgbench-runs"
+    device: str = "cpu"
+    jobs: int = 1
+    checkpoint: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
+    retry_errors: bool = False
+    command: str = ""
+
+
+@dataclass
+class RunSummary:
+    dataset: DatasetKey
+    model: ModelKey
+    protocols: list[str]
+    samples: int = 0
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # sample id -> first error
+    seconds: float = 0.0
+
+
+def resolve_protocols(tokens: list[str] | None, dataset_cls: type[Dataset]) -> list[tuple[str, str | None]]:
+    """``["psnr", "lse/wav2lip"]`` -> ``[("psnr", protocol or None), ...]``. A bare family takes the
+    dataset's default protocol for it (``default_protocols`` on the dataset class) or the metric's."""
+    defaults: dict[str, str] = getattr(dataset_cls, "default_protocols", {})
+    out = []
+    for token in tokens or list(DEFAULT_METRICS):
+        family, _, variant = token.partition("/")
+        out.append((family, token if variant else defaults.get(family)))
+    return out
+
+
+def build_metrics(spec: RunSpec, dataset_cls: type[Dataset], log: Callable[[str], None] = print) -> list[Metric]:
+    """Construct the requested metrics. Explicitly requested metrics must work; metrics taken by
+    default are skipped with a message when their weights are missing."""
+    metrics = []
+    for family, protocol in resolve_protocols(spec.metrics, dataset_cls):
+        cls = registry.load("metrics", family)
+        try:
+            metrics.append(cls(protocol=protocol, device=spec.device, weights=spec.weights.get(family)))
+        except MissingResourceError as e:
+            if spec.metrics is not None:
+                raise
+            log(f"skipping metric {family!r}: {str(e).splitlines()[0]} (see `tfgbench run --help`)")
+    if not metrics:
+        raise TfgbenchError("no metric can run: name some with --metrics (e.g. --metrics psnr,ssim)")
+    return metrics
+
+
+def build_model(spec: RunSpec) -> TalkingFaceModel:
+    cls = registry.load("models", spec.model)
+    return cls(device=spec.device, checkpoint=spec.checkpoint, **spec.model_args)
+
+
+def build_dataset(spec: RunSpec) -> Dataset:
+    return registry.load("datasets", spec.dataset)(root=spec.data_root, split=spec.split)
+
+
+def _error_text(e: BaseException) -> str:
+    return str(e) if isinstance(e, TfgbenchError) else f"{type(e).__name__}: {e}"
+
+
+class SampleWorker:
+    """Generates and scores samples; one per process."""
+
+    def __init__(self, model: TalkingFaceModel, metrics: list[Metric], cache: VideoCache | None,
+                 strict_shape: bool = True) -> None:
+        self.model, self.metrics, self.cache, self.strict_shape = model, metrics, cache, strict_shape
+
+    def process(self, sample: Sample | BaseException, sample_id: str, todo: list[str]) -> list[ProtocolResult]:
+        wanted = [m for m in self.metrics if m.spec.name in todo]
+        if isinstance(sample, BaseException):
+            return [ProtocolResult(m.spec.name, m.evaluator_sha256, {}, _error_text(sample)) for m in wanted]
+        try:
+            frames = self.cache.get(sample_id) if self.cache is not None else None
+            if frames is None:
+                frames = self.model.generate(sample)
+                if not isinstance(frames, np.ndarray):
+                    raise SampleError(f"model {self.model.name!r} returned {type(frames).__name__}, not an array")
+                if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+                    raise SampleError(f"model {self.model.name!r} returned NaN or infinite values for {sample_id}")
+                check_frames(frames, f"model {self.model.name!r} output for {sample_id}",
+                             like=sample.frames if self.strict_shape else None)
+                if self.cache is not None:
+                    self.cache.put(sample, frames)
+        except Exception as e:  # any model failure is stored with its reason; the run goes on
+            return [ProtocolResult(m.spec.name, m.evaluator_sha256, {}, f"generation failed: {_error_text(e)}")
+                    for m in wanted]
+        results = []
+        for metric in wanted:
+            t0 = time.perf_counter()
+            try:
+                scores = metric.score(sample, frames)
+                bad = [k for k, s in scores.items() if s.value is None or math.isnan(s.value)]
+                if bad:
+                    raise SampleError(f"{metric.spec.name} returned NaN for {', '.join(bad)}")
+                results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores,
+                                              seconds=time.perf_counter() - t0))
+            except Exception as e:
+                results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, _error_text(e),
+                                              seconds=time.perf_counter() - t0))
+        return results
+
+
+def _prefetch(dataset: Dataset, ids: list[str], depth: int = 2) -> Iterator[tuple[str, Sample | BaseException]]:
+    """Load samples in a background thread, ``depth`` ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def load_all() -> None:
+        for sample_id in ids:
+            if stop.is_set():
+                return
+            try:
+                item: Sample | BaseException = dataset.load(sample_id)
+            except Exception as e:
+                item = e
+            q.put((sample_id, item))
+        q.put(None)
+
+    thread = threading.Thread(target=load_all, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            yield item
+    finally:
+        stop.set()
+
+
+# -- worker processes ----------------------------------------------------------------------------
+_WORKER: tuple[Dataset, SampleWorker] | None = None
+
+
+def _init_process(spec: RunSpec, threads: int) -> None:
+    global _WORKER
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    dataset = build_dataset(spec)
+    model = build_model(spec)
+    metrics = build_metrics(spec, type(dataset), log=lambda _: None)
+    cache = _cache(spec, dataset, model)
+    _WORKER = (dataset, SampleWorker(model, metrics, cache))
+
+
+def _process_in_worker(sample_id: str, todo: list[str]) -> list[ProtocolResult]:
+    assert _WORKER is not None
+    dataset, worker = _WORKER
+    try:
+        sample: Sample | BaseException = dataset.load(sample_id)
+    except Exception as e:
+        sample = e
+    return worker.process(sample, sample_id, todo)
+
+
+def _cache(spec: RunSpec, dataset: Dataset, model: TalkingFaceModel) -> VideoCache | None:
+    if not getattr(model, "cache_outputs", True):
+        return None
+    return cache_for(Path(spec.workdir), model.name, model.info.checkpoint_sha256, model.settings_hash(),
+                     dataset.name, dataset.version, dataset.split)
+
+
+def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = True,
+        log: Callable[[str], None] = print) -> RunSummary:
+    """Run (or resume) a benchmark; see the module docstring. ``model`` overrides ``spec.model``
+    (used by ``tfgbench score`` for externally generated videos)."""
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    dataset = build_dataset(spec)
+    external = model is not None
+    model = model or build_model(spec)
+    metrics = build_metrics(spec, type(dataset), log)
+    model_name = getattr(model, "label", model.name)
+    mkey = ModelKey(model_name, model.info.checkpoint_sha256, model.settings_hash())
+    all_ids = dataset.ids()
+    dkey = DatasetKey(dataset.name, dataset.version, dataset.split)
+    ids = all_ids[: spec.limit] if spec.limit else all_ids
+    summary = RunSummary(dkey, mkey, [m.spec.name for m in metrics])
+    with Store(Path(spec.workdir) / "results.sqlite") as store:
+        for m in metrics:
+            store.record_protocol(m.spec)
+        store.record_dataset(dkey, len(all_ids))
+        todo: dict[str, list[str]] = {i: [] for i in ids}
+        for m in metrics:
+            done = store.done(mkey, dkey, m.spec.name, m.evaluator_sha256, include_errors=not spec.retry_errors)
+            for i in ids:
+                if i not in done:
+                    todo[i].append(m.spec.name)
+        todo = {i: p for i, p in todo.items() if p}
+        summary.skipped = len(ids) - len(todo)
+        if not todo:
+            log(f"all {len(ids)} samples already scored for {mkey.model}; nothing to do")
+            summary.seconds = time.perf_counter() - t_start
+            return summary
+        run_id = store.start_run(spec.command, mkey, model.settings, asdict(model.info), dkey, spec.device)
+        bar = tqdm(total=len(todo), desc=f"{mkey.model} on {dataset.name}/{dataset.split}", unit="sample",
+                   disable=not progress, dynamic_ncols=True)
+
+        def record(sample_id: str, results: list[ProtocolResult]) -> None:
+            store.write_sample(mkey, dkey, sample_id, run_id, results)
+            errors = [r.error for r in results if r.error]
+            if errors and sample_id not in summary.failed:
+                summary.failed[sample_id] = errors[0]
+            summary.samples += 1
+            bar.set_postfix(failed=len(summary.failed))
+            bar.update(1)
+
+        try:
+            if spec.jobs <= 1 or external:
+                worker = SampleWorker(model, metrics, None if external else _cache(spec, dataset, model),
+                                      strict_shape=not external)
+                for sample_id, sample in _prefetch(dataset, list(todo)):
+                    record(sample_id, worker.process(sample, sample_id, todo[sample_id]))
+            else:
+                threads = max(1, (os.cpu_count() or 1) // spec.jobs)
+                import multiprocessing as mp
+
+                with ProcessPoolExecutor(spec.jobs, mp_context=mp.get_context("spawn"), initializer=_init_process,
+                                         initargs=(spec, threads)) as pool:
+                    futures = {i: pool.submit(_process_in_worker, i, p) for i, p in todo.items()}
+                    for sample_id, future in futures.items():
+                        record(sample_id, future.result())
+        finally:
+            bar.close()
+    summary.seconds = time.perf_counter() - t_start
+    return summary
