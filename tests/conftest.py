@@ -1,0 +1,52 @@
+"""Shared fixtures: small real-face clips written as mp4 (no downloads: scikit-image ships the
+astronaut photograph), and helpers to run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def face_frames(num_frames: int, size: int = 128, shift: int = 0) -> np.ndarray:
+    """A real face (scikit-image's astronaut photograph) with a little horizontal motion."""
+    import cv2
+    import skimage.data
+
+    face = cv2.resize(skimage.data.astronaut()[0:300, 100:400], (size, size), interpolation=cv2.INTER_AREA)
+    return np.stack([np.roll(face, (i % 5) - 2 + shift, axis=1) for i in range(num_frames)])
+
+
+def tone(num_frames: int, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(num_frames * 640) / 16000
+    return (0.2 * np.sin(2 * np.pi * freq * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+@pytest.fixture
+def face_folder(tmp_path: Path) -> Path:
+    """A folder dataset of two 1.2 s clips with transcripts."""
+    from tfgbench.media.io import write_video
+
+    root = tmp_path / "clips"
+    root.mkdir()
+    for k, words in enumerate(["bin blue at f two now", "place red by g nine soon"]):
+        write_video(root / f"clip{k}.mp4", face_frames(30, shift=k), tone(30, 200 + 50 * k), quality="standard")
+        (root / f"clip{k}.txt").write_text(f"Text:  {words.upper()}\nConf:  5\n")
+    return root
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m tfgbench.cli ARGS`` in a subprocess and return the completed process."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "tfgbench.cli", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tfgbench {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

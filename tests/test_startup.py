@@ -1,0 +1,37 @@
+"""`import tfgbench` and `tfgbench --help` must not import torch (fast start)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PROBE = """
+import sys
+import tfgbench
+from tfgbench import cli, registry
+try:
+    cli.main({argv!r})
+except SystemExit:
+    pass
+bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))
+print('TORCH' if bad else 'CLEAN')
+"""
+
+
+def probe(argv: list[str]) -> str:
+    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_import_and_help_do_not_import_torch():
+    assert probe(["--help"]) == "CLEAN"
+    assert probe(["run", "--help"]) == "CLEAN"
+    assert probe(["list", "models"]) == "CLEAN"
+    assert probe(["list", "protocols"]) == "CLEAN"
+
+
+def test_probe_detects_torch():
+    # the check itself must be able to fail
+    out = subprocess.run([sys.executable, "-c", PROBE.replace("import tfgbench\n", "import tfgbench, torch\n")
+                          .format(argv=["--help"])], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "TORCH"
