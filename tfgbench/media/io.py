@@ -160,6 +160,8 @@ def write_video(
     if pix_fmt == "yuv420p" and (height % 2 or width % 2):
         raise MediaError(f"{dest}: quality 'standard' needs even width and height, got {width}x{height}")
     target = io.BytesIO() if dest is None else dest
+    if isinstance(target, (str, Path)):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
     target_arg = str(target) if isinstance(target, Path) else target
     with av.open(target_arg, "w", format="mp4") as container:
         v_stream = container.add_stream(codec, rate=fps)
