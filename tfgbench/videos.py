@@ -47,7 +47,7 @@ class VideoCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            write_video(f, frames, sample.audio, quality="lossless")
+            write_video(f, frames, sample.audio, quality="lossless", fast_audio=True)
         tmp.replace(path)
 
 

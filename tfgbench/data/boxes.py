@@ -24,27 +24,30 @@ def centre_box(height: int, width: int, size: int = 96) -> tuple[int, int, int, 
     return x, y, x + size, y + size
 
 
-def detect_face_boxes(frames: np.ndarray, every: int = 1) -> np.ndarray:
-    """``(T, 4)`` int boxes of the largest Haar-cascade face per frame (detected every ``every``
-    frames and held in between), centred-96 fallback where none is found."""
+def detect_face_boxes(frames: np.ndarray, every: int = 5) -> np.ndarray:
+    """``(T, 4)`` int face boxes: the largest Haar-cascade face on every ``every``-th frame (and the
+    last), linearly interpolated in between (as syncnet_python interpolates its tracks); frames
+    before the first or after the last detection hold the nearest one. A clip with no face at all
+    gets TalkLip's centred 96x96 box on every frame."""
     import cv2
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     height, width = frames.shape[1:3]
-    boxes = np.empty((len(frames), 4), dtype=np.int64)
-    last = None
-    for i, frame in enumerate(frames):
-        if i % every == 0 or last is None:
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-            found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                             minSize=(max(24, min(height, width) // 8),) * 2)
-            if len(found):
-                x, y, w, h = max(found, key=lambda b: b[2] * b[3])
-                last = (int(x), int(y), int(x + w), int(y + h))
-            else:
-                last = None
-        boxes[i] = last if last is not None else centre_box(height, width)
-    return boxes
+    min_side = max(24, min(height, width) // 5)  # talking-head clips: the face is a large part of the frame
+    keys, found_boxes = [], []
+    for i in sorted(set(range(0, len(frames), every)) | {len(frames) - 1}):
+        gray = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
+        found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        if len(found):
+            x, y, w, h = max(found, key=lambda b: b[2] * b[3])
+            keys.append(i)
+            found_boxes.append((x, y, x + w, y + h))
+    if not keys:
+        return np.tile(np.array(centre_box(height, width), dtype=np.int64), (len(frames), 1))
+    known = np.asarray(found_boxes, dtype=np.float64)
+    t = np.arange(len(frames))
+    boxes = np.stack([np.interp(t, keys, known[:, j]) for j in range(4)], axis=1)
+    return np.rint(boxes).astype(np.int64)
 
 
 def load_box_file(path: Path, num_frames: int) -> np.ndarray:

@@ -145,9 +145,12 @@ def write_video(
     sample_rate: int = SAMPLE_RATE,
     quality: str = "lossless",
     audio_bitrate: int = 128_000,
+    fast_audio: bool = False,
 ) -> bytes | None:
     """Encode ``frames`` ``(T, H, W, 3)`` uint8 RGB and optional mono float32 ``audio`` as an
-    H.264/AAC mp4. ``dest=None`` returns the file's bytes. See :data:`QUALITY` for presets."""
+    H.264/AAC mp4. ``dest=None`` returns the file's bytes. See :data:`QUALITY` for presets.
+    ``fast_audio`` uses ffmpeg's fast AAC coder (5x faster, slightly lower quality) for files whose
+    audio is not scored, such as the runner's cache."""
     import av
 
     if quality not in QUALITY:
@@ -172,6 +175,8 @@ def write_video(
             a_stream = container.add_stream("aac", rate=sample_rate)
             a_stream.layout = "mono"
             a_stream.bit_rate = audio_bitrate
+            if fast_audio:
+                a_stream.options = {"aac_coder": "fast"}
         for i, image in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
             vf.pts, vf.time_base = i, Fraction(1, fps)
