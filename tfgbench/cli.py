@@ -53,7 +53,8 @@ def _parse_value(text: str):
 
 def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     if with_model:
-        p.add_argument("--model", required=True, help="model plugin name (see `tfgbench list models`)")
+        p.add_argument("--model", required=True,
+                       help="model plugin name, or several separated by commas (see `tfgbench list models`)")
         p.add_argument("--checkpoint", help="model checkpoint file (default: the model's shipped one)")
         p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                        help="model setting (repeatable); values are JSON when they parse, e.g. reference=0")
@@ -141,20 +142,23 @@ def _spec(args: argparse.Namespace, model: str) -> object:
         command=shlex.join(["tfgbench", *sys.argv[1:]]))
 
 
-def _report(summary, workdir: str) -> int:
+def _report(summaries: list, workdir: str) -> int:
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 
-    print(f"\n{summary.samples} samples scored, {summary.skipped} already stored, {len(summary.failed)} failed "
-          f"({summary.seconds:.1f} s). Results: {Path(workdir) / 'results.sqlite'}")
-    for sample_id, error in list(summary.failed.items())[:5]:
-        print(f"  failed {sample_id}: {error.splitlines()[0]}")
-    if len(summary.failed) > 5:
-        print(f"  ... and {len(summary.failed) - 5} more (see the error column of the results table)")
+    print()
+    for summary in summaries:
+        print(f"{summary.model.model}: {summary.samples} samples scored, {summary.skipped} already stored, "
+              f"{len(summary.failed)} failed ({summary.seconds:.1f} s)")
+        for sample_id, error in list(summary.failed.items())[:5]:
+            print(f"  failed {sample_id}: {error.splitlines()[0]}")
+        if len(summary.failed) > 5:
+            print(f"  ... and {len(summary.failed) - 5} more (see the error column of the results table)")
+    print(f"Results: {Path(workdir) / 'results.sqlite'}")
     with Store(Path(workdir) / "results.sqlite") as store:
-        tables = build_tables(store.rows(summary.dataset.dataset), store.measures(), store.dataset_sizes())
+        tables = build_tables(store.rows(summaries[0].dataset.dataset), store.measures(), store.dataset_sizes())
     for table in tables:
-        if table.dataset == summary.dataset:
+        if table.dataset == summaries[0].dataset:
             print()
             print(render(table, "md"))
     return 0
@@ -163,8 +167,9 @@ def _report(summary, workdir: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from tfgbench.runner import run
 
-    spec = _spec(args, args.model)
-    return _report(run(spec, progress=not args.no_progress), args.workdir)
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    summaries = [run(_spec(args, model), progress=not args.no_progress) for model in models]
+    return _report(summaries, args.workdir)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -180,7 +185,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise TfgbenchError(f"no video in {args.videos} matches a sample id of {dataset.name}/{dataset.split} "
                             f"(e.g. {ids[0]}.mp4)")
     model = ExternalVideos(videos, args.name, Path(args.videos))
-    return _report(run(spec, model=model, progress=not args.no_progress), args.workdir)
+    return _report([run(spec, model=model, progress=not args.no_progress)], args.workdir)
 
 
 def cmd_table(args: argparse.Namespace) -> int:

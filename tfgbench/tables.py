@@ -117,6 +117,16 @@ def format_cell(cell: Cell, measure: Measure) -> str:
     return f"⚠ {note}" + (f", {cell.failed} failed" if cell.failed else "")
 
 
+def provenance(table: Table) -> str:
+    """Where the numbers come from: each model's checkpoint and settings hashes, each evaluator's hash."""
+    models = "; ".join(f"{table.model_label(m)}: checkpoint {m[1][:12]}, settings {m[2][:8]}" for m in table.models)
+    evaluators = sorted({(c.protocol, c.evaluator_sha256[:12]) for c in table.columns if c.evaluator_sha256 != "none"})
+    text = f"Models: {models}.\n"
+    if evaluators:
+        text += "Evaluators: " + "; ".join(f"{p} weights sha256 {h}" for p, h in evaluators) + ".\n"
+    return text
+
+
 def _latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("⚠", r"\textdagger{}")):
@@ -140,7 +150,7 @@ def render(table: Table, fmt: str = "md") -> str:
     from tabulate import tabulate
 
     if fmt == "md":
-        return f"{tabulate(body, headers, tablefmt='github', disable_numparse=True)}\n\n{caption}\n"
+        return f"{tabulate(body, headers, tablefmt='github', disable_numparse=True)}\n\n{caption}\n{provenance(table)}"
     if fmt == "html":
         return f"{tabulate(body, headers, tablefmt='html', disable_numparse=True)}\n<p>{caption}</p>\n"
     escaped = [[_latex_escape(x) for x in row] for row in [headers, *body]]
