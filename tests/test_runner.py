@@ -106,3 +106,17 @@ def test_cache_is_keyed_by_model_settings(tmp_path, face_folder):
     assert not np.array_equal(a, b)
     rows = sqlite3.connect(work / "results.sqlite").execute("SELECT DISTINCT settings_hash FROM results").fetchall()
     assert len(rows) == 2
+
+
+def test_worker_processes_store_the_same_rows(tmp_path, face_folder):
+    from tfgbench.runner import RunSpec, run
+
+    values = []
+    for jobs in (1, 2):
+        spec = RunSpec(model="static-frame", dataset="folder", data_root=str(face_folder), metrics=["psnr", "ssim"],
+                       workdir=str(tmp_path / f"w{jobs}"), jobs=jobs)
+        summary = run(spec, progress=False, log=lambda _: None)
+        assert summary.samples == 2 and not summary.failed
+        con = sqlite3.connect(tmp_path / f"w{jobs}" / "results.sqlite")
+        values.append(con.execute("SELECT sample_id, protocol, value FROM results ORDER BY 1, 2").fetchall())
+    assert values[0] == values[1] and len(values[0]) == 4
