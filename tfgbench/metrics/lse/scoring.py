@@ -1,0 +1,110 @@
+"""The official SyncNet scoring, vectorised (torch; see :mod:`tfgbench.metrics.lse.protocols`).
+
+Shapes: a clip ``(T, C, S, S)`` float BGR, MFCC ``(13, M)``, ``n = min(T, floor(N/640)) - 5``
+windows, features ``(n, D)``, distances ``(n, 2 vshift + 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tfgbench.data.sample import SAMPLES_PER_FRAME
+from tfgbench.metrics.lse.protocols import ClipTooShortError, SilentAudioError
+
+SILENCE_PEAK = 1e-4
+
+
+@dataclass
+class SyncResult:
+    """One clip's scores: ``offset`` (frames), ``lse_c`` (median - min), ``lse_d`` (min mean
+    distance), ``num_windows`` and the mean distance per shift ``mean_dists`` ``(2 vshift + 1,)``."""
+
+    offset: int
+    lse_c: float
+    lse_d: float
+    num_windows: int
+    mean_dists: np.ndarray
+
+    def as_dict(self) -> dict:
+        return {"offset": self.offset, "lse_c": self.lse_c, "lse_d": self.lse_d}
+
+
+def num_windows(num_frames: int, num_samples: int) -> int:
+    """``lastframe = min(T, floor(N / 640)) - 5``: the official window count (may be <= 0)."""
+    return min(num_frames, num_samples // SAMPLES_PER_FRAME) - 5
+
+
+def quantize_audio(audio: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1] -> the int16 values ffmpeg's ``pcm_s16le`` extraction writes
+    (``lrintf(x * 32768)`` clipped), returned as float32 ``k / 32768``."""
+    q = np.clip(np.rint(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767)
+    return (q / 32768.0).astype(np.float32)
+
+
+def check_audio(audio: np.ndarray, where: str) -> None:
+    """Raise :class:`SilentAudioError` for silent audio (peak below ``SILENCE_PEAK``)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if not peak >= SILENCE_PEAK:
+        raise SilentAudioError(f"{where}: the audio is silent (peak {peak:.2g} < {SILENCE_PEAK:g} "
+                               "full scale); lip sync cannot be measured")
+
+
+def audio_windows(mfcc: np.ndarray, n: int) -> torch.Tensor:
+    """``(n, 1, 13, 20)`` MFCC windows: window ``v`` = columns ``4v .. 4v+19``."""
+    m = torch.from_numpy(np.ascontiguousarray(mfcc, dtype=np.float32))
+    return m.unfold(1, 20, 4)[:, :n].permute(1, 0, 2).unsqueeze(1).contiguous()
+
+
+def shift_distances(vfeat: torch.Tensor, afeat: torch.Tensor, vshift: int, block: int = 256) -> torch.Tensor:
+    """``d[v, j] = pairwise_distance(vfeat[v], pad(afeat)[v + j])``, ``(n, 2 vshift + 1)``."""
+    win = 2 * vshift + 1
+    padded = F.pad(afeat, (0, 0, vshift, vshift))
+    offsets = torch.arange(win)
+    out = []
+    for start in range(0, len(vfeat), block):
+        v = vfeat[start:start + block]
+        idx = torch.arange(start, start + len(v))[:, None] + offsets[None, :]
+        out.append(F.pairwise_distance(v[:, None, :].expand(-1, win, -1), padded[idx]))
+    return torch.cat(out) if out else vfeat.new_zeros(0, win)
+
+
+def summarize(dists: torch.Tensor, vshift: int) -> SyncResult:
+    """Mean distance per shift -> offset, LSE-C, LSE-D (official ``torch.min`` / ``median``)."""
+    mdist = dists.mean(0)
+    minval, minidx = torch.min(mdist, 0)
+    conf = torch.median(mdist) - minval
+    return SyncResult(offset=int(vshift - int(minidx)), lse_c=float(conf), lse_d=float(minval),
+                      num_windows=len(dists), mean_dists=mdist.numpy().copy())
+
+
+@torch.no_grad()
+def evaluate_clip(model, clip: torch.Tensor, audio: np.ndarray, vshift: int = 15,
+                  where: str = "clip", audio_batch: int = 256) -> SyncResult:
+    """Score one clip with a SyncNet (:class:`~tfgbench.metrics.lse.syncnet.SyncNetS`).
+
+    Args:
+        model: in eval mode.
+        clip: ``(T, C, S, S)`` float frames as the network expects them (BGR 0-255 officially).
+        audio: ``(N,)`` float32 at 16 kHz, already int16-quantised (:func:`quantize_audio`).
+        vshift: shifts ``-vshift .. +vshift`` frames.
+    """
+    from tfgbench.media.features import mfcc
+
+    n = num_windows(len(clip), len(audio))
+    if n < 1:
+        raise ClipTooShortError(
+            f"{where}: {len(clip)} frames and {len(audio) / 16000:.2f} s of audio give "
+            f"{min(len(clip), len(audio) // SAMPLES_PER_FRAME)} usable frames; LSE needs at least 6 "
+            "(5-frame windows under the official lastframe rule)")
+    check_audio(audio, where)
+    device = next(model.parameters()).device
+    feats = mfcc(audio[: (n + 5) * SAMPLES_PER_FRAME + 400])  # enough samples for every window
+    windows = audio_windows(feats, n).to(device)
+    afeat = torch.cat([model.forward_aud(windows[i:i + audio_batch])
+                       for i in range(0, n, audio_batch)])
+    vfeat = model.embed_video(clip.to(device), n)
+    return summarize(shift_distances(vfeat.float().cpu(), afeat.float().cpu(), vshift), vshift)
