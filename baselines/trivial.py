@@ -15,6 +15,7 @@ from tfgbench.model import ModelInfo, TalkingFaceModel
 
 class GroundTruth(TalkingFaceModel):
     name = "ground-truth"
+    cache_outputs = False
 
     @property
     def info(self) -> ModelInfo:
@@ -28,6 +29,7 @@ class StaticFrame(TalkingFaceModel):
     """Repeats frame ``reference`` (setting, default 0: the first frame) ``T`` times."""
 
     name = "static-frame"
+    cache_outputs = False
 
     def __init__(self, device: str = "cpu", checkpoint=None, reference: int = 0) -> None:
         super().__init__(device, checkpoint, reference=int(reference))

@@ -18,8 +18,8 @@ class ShiftModel(TalkingFaceModel):
 
     name = "dummy-shift"
 
-    def __init__(self, device="cpu", checkpoint=None, mode="ok", delay=0.0):
-        super().__init__(device, checkpoint, mode=mode, delay=float(delay))
+    def __init__(self, device="cpu", checkpoint=None, mode="ok", delay=0.0, pixels=1):
+        super().__init__(device, checkpoint, mode=mode, delay=float(delay), pixels=int(pixels))
 
     @property
     def info(self):
@@ -34,7 +34,7 @@ class ShiftModel(TalkingFaceModel):
             return sample.frames[:-1]
         if mode == "raise":
             raise RuntimeError("the model exploded")
-        return np.roll(sample.frames, 1, axis=2)
+        return np.roll(sample.frames, self.settings["pixels"], axis=2)
 '''
 
 

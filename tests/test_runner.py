@@ -91,13 +91,22 @@ def test_wrong_shape_and_exceptions_are_stored(tmp_path, face_folder):
 
 def test_cache_is_keyed_by_model_settings(tmp_path, face_folder):
     """Two settings of one model never share cached videos (lm-eval-harness's cache bug)."""
+    import sys
+
     from tfgbench.runner import RunSpec, run
 
+    sys.path.insert(0, str(dummy_plugin_site(tmp_path / "site")))
+    import importlib
+
+    importlib.invalidate_caches()
     work = tmp_path / "work"
-    for ref in (0, 5):
-        spec = RunSpec(model="static-frame", dataset="folder", data_root=str(face_folder), metrics=["psnr"],
-                       workdir=str(work), model_args={"reference": ref})
-        run(spec, progress=False, log=lambda _: None)
+    try:
+        for pixels in (1, 7):
+            spec = RunSpec(model="dummy-shift", dataset="folder", data_root=str(face_folder), metrics=["psnr"],
+                           workdir=str(work), model_args={"pixels": pixels})
+            run(spec, progress=False, log=lambda _: None)
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
     dirs = sorted({p.parent for p in (work / "videos").rglob("*.mp4")})
     assert len(dirs) == 2
     from tfgbench.media.io import read_video

@@ -45,6 +45,8 @@ class TalkingFaceModel(ABC):
     name: ClassVar[str]
     #: how many samples :meth:`generate_batch` likes at once (1 = no batching benefit)
     batch_size: ClassVar[int] = 1
+    #: keep generated videos in the run's cache (off for models cheaper to rerun than to decode)
+    cache_outputs: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None, **settings: Any) -> None:
         self.device = device

@@ -206,7 +206,7 @@ def _process_in_worker(sample_id: str, todo: list[str]) -> list[ProtocolResult]:
 
 
 def _cache(spec: RunSpec, dataset: Dataset, model: TalkingFaceModel) -> VideoCache | None:
-    if not getattr(model, "cache_outputs", True):
+    if not model.cache_outputs:
         return None
     return cache_for(Path(spec.workdir), model.name, model.info.checkpoint_sha256, model.settings_hash(),
                      dataset.name, dataset.version, dataset.split)
