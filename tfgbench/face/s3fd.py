@@ -92,7 +92,7 @@ def priors(image_hw: tuple[int, int], shapes: list[tuple[int, int]]) -> torch.Te
     """``(P, 4)`` prior boxes ``cx, cy, w, h`` relative to the image (official PriorBox)."""
     imh, imw = image_hw
     out = []
-    for (fh, fw), step, size in zip(shapes, _STEPS, _MIN_SIZES, strict=True):
+    for (fh, fw), step, size in zip(shapes, _STEPS, _MIN_SIZES):  # noqa: B905 (official: 6 maps)
         i, j = torch.meshgrid(torch.arange(fh), torch.arange(fw), indexing="ij")
         cx = (j.reshape(-1) + 0.5) / (imw / step)
         cy = (i.reshape(-1) + 0.5) / (imh / step)

@@ -104,7 +104,7 @@ PROTOCOLS = (
          "crop": "crop_scale 0.4, pad value 110",
          "min_track": "min(100, ceil(T/2)) frames, at least 6 (official 100 drops clips < 4 s; "
                       "tfgbench scores short clips)",
-         "min_face_size": "min(100, frame side / 4) px", "scenes": "one shot (no scene detection)",
+         "min_face_size": "min(100, shorter frame side / 8) px", "scenes": "one shot (no scene detection)",
          "per video": "LSE-C, LSE-D: mean over tracks; offset: int(mean) (LatentSync)", "vshift": 15},
         frozenset({"audio"})),
     ProtocolSpec(

@@ -161,7 +161,7 @@ class SyncScorer:
         t, h, w = bgr.shape[:3]
         detections = self.detector.detect(np.ascontiguousarray(bgr[..., ::-1]))
         min_track = max(6, min(100, math.ceil(t / 2)))
-        tracks = track_faces(detections, min_track=min_track - 1, min_face_size=min(100, min(h, w) / 4))
+        tracks = track_faces(detections, min_track=min_track - 1, min_face_size=min(100, min(h, w) / 8))
         if not tracks:
             found = sum(len(d) > 0 for d in detections)
             raise NoFaceError(f"{where}: no face track of at least {min_track} frames "
