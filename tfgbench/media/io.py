@@ -146,11 +146,14 @@ def write_video(
     quality: str = "lossless",
     audio_bitrate: int = 128_000,
     fast_audio: bool = False,
+    threads: int | None = None,
 ) -> bytes | None:
     """Encode ``frames`` ``(T, H, W, 3)`` uint8 RGB and optional mono float32 ``audio`` as an
     H.264/AAC mp4. ``dest=None`` returns the file's bytes. See :data:`QUALITY` for presets.
     ``fast_audio`` uses ffmpeg's fast AAC coder (5x faster, slightly lower quality) for files whose
-    audio is not scored, such as the runner's cache."""
+    audio is not scored, such as the runner's cache. ``threads`` fixes x264's thread count (default:
+    one per core); x264's bitstream depends on it, so byte-identical files on machines with
+    different core counts need a fixed count (the synthetic corpus uses 1)."""
     import av
 
     if quality not in QUALITY:
@@ -169,7 +172,7 @@ def write_video(
     with av.open(target_arg, "w", format="mp4") as container:
         v_stream = container.add_stream(codec, rate=fps)
         v_stream.width, v_stream.height, v_stream.pix_fmt = width, height, pix_fmt
-        v_stream.options = dict(options)
+        v_stream.options = dict(options, **({"threads": str(threads)} if threads else {}))
         a_stream = None
         if audio is not None:
             a_stream = container.add_stream("aac", rate=sample_rate)
