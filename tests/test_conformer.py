@@ -263,10 +263,10 @@ def _naive_rel_attention(att, x, pe, t, h, d):
 def test_batch_gives_the_same_logits_as_each_clip_alone():
     torch.manual_seed(1)
     model = ConformerVSR(preset("tiny")).eval()
-    clips = [torch.randn(n, 88, 88) for n in (14, 6, 10)]
+    clips = [torch.randn(n, 44, 44) for n in (14, 6, 10)]
     targets = [torch.tensor(encode_reference(s)) for s in ("BIN BLUE", "SET RED BY Q NINE", "LAY")]
     req = torch.tensor([required_length(t.tolist()) for t in targets])
-    x = torch.zeros(3, 14, 88, 88)
+    x = torch.zeros(3, 14, 44, 44)
     for i, c in enumerate(clips):
         x[i, :len(c)] = c
     with torch.no_grad():
@@ -332,8 +332,8 @@ def test_hypothesis_text_reproduces_the_official_word_split():
 def test_reader_checks_its_inputs():
     reader = random_conformer_reader("tiny")
     with pytest.raises(TfgbenchError, match="teacher-forced"):
-        reader.transcribe([torch.zeros(5, 88, 88)])
-    with pytest.raises(TfgbenchError, match=r"\(T, 88, 88\)"):
-        reader.transcribe([torch.zeros(5, 96, 96)], ["BIN"])
-    out = reader.transcribe([torch.zeros(5, 88, 88), torch.zeros(9, 88, 88)], ["bin blue", "set"])
+        reader.transcribe([torch.zeros(5, 44, 44)])
+    with pytest.raises(TfgbenchError, match=r"\(T, 44, 44\)"):
+        reader.transcribe([torch.zeros(5, 88, 88)], ["BIN"])
+    out = reader.transcribe([torch.zeros(5, 44, 44), torch.zeros(9, 44, 44)], ["bin blue", "set"])
     assert len(out) == 2 and len(out[0].split()) >= 1

@@ -98,9 +98,10 @@ def preset(name: str) -> ConformerConfig:
     """Named sizes: ``tiny`` (trains on 2 CPU cores), ``observer``/``paper`` (TalkLip observer 2:
     adim 256, 4 heads, 2048 units, 12 + 6 blocks, 40 characters), ``auto-avsr`` (768-d, 12 heads,
     3072 units, 12 + 6 blocks, 5049 unigram pieces)."""
-    if name == "tiny":
-        return ConformerConfig(frontend_channels=(16, 16, 32, 64, 128), input_size=88, adim=96,
-                               aheads=4, eunits=384, elayers=4, dheads=4, dunits=384, dlayers=2)
+    if name == "tiny":  # input: the synthetic protocols' 44x44 mouth crops
+        return ConformerConfig(frontend_channels=(16, 16, 32, 64, 128), input_size=44, adim=96,
+                               aheads=4, eunits=384, elayers=4, dheads=4, dunits=384, dlayers=2,
+                               mean=0.421, std=0.165)
     if name in ("observer", "paper", "talklip"):
         return ConformerConfig()
     if name == "auto-avsr":
