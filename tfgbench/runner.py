@@ -70,12 +70,18 @@ class RunSummary:
 
 def resolve_protocols(tokens: list[str] | None, dataset_cls: type[Dataset]) -> list[tuple[str, str | None]]:
     """``["psnr", "lse/wav2lip"]`` -> ``[("psnr", protocol or None), ...]``. A bare family takes the
-    dataset's default protocol for it (``default_protocols`` on the dataset class) or the metric's."""
-    defaults: dict[str, str] = getattr(dataset_cls, "default_protocols", {})
-    out = []
+    dataset's default protocol(s) for it (``default_protocols`` on the dataset class: a name or a tuple
+    of names) or else the metric's own default (``None`` here)."""
+    defaults: dict[str, str | tuple[str, ...]] = getattr(dataset_cls, "default_protocols", {})
+    out: list[tuple[str, str | None]] = []
     for token in tokens or list(DEFAULT_METRICS):
         family, _, variant = token.partition("/")
-        out.append((family, token if variant else defaults.get(family)))
+        if variant:
+            out.append((family, token))
+            continue
+        chosen = defaults.get(family)
+        names = (chosen,) if isinstance(chosen, str) or chosen is None else chosen
+        out.extend((family, name) for name in names)
     return out
 
 

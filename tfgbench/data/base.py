@@ -20,6 +20,8 @@ class Dataset(ABC):
 
     name: ClassVar[str]
     splits: ClassVar[tuple[str, ...]] = ("test",)
+    #: protocol(s) a bare metric family means on this dataset, e.g. {"lse": "lse/wav2lip"}
+    default_protocols: ClassVar[dict[str, str | tuple[str, ...]]] = {}
 
     def __init__(self, root: str | Path | None = None, split: str = "test") -> None:
         if split not in self.splits:

@@ -19,9 +19,13 @@ from pathlib import Path
 from tfgbench.data.files import FileDataset, read_id_list
 from tfgbench.errors import MissingResourceError
 
+#: the protocols the papers report on LRS (Wav2Lip/TalkLip LSE, TalkLip WER1 and WER2)
+LRS_PROTOCOLS = {"lse": "lse/wav2lip", "wer": ("wer/talklip-avhubert", "wer/talklip-conformer")}
+
 
 class LRS2(FileDataset):
     name = "lrs2"
+    default_protocols = LRS_PROTOCOLS
     splits = ("test", "val", "train")
     env = "TFGBENCH_LRS2"
     boxes_env = "TFGBENCH_LRS2_BOXES"
@@ -46,6 +50,7 @@ class LRS2(FileDataset):
 
 class LRS3(FileDataset):
     name = "lrs3"
+    default_protocols = LRS_PROTOCOLS
     splits = ("test", "trainval", "pretrain")
     env = "TFGBENCH_LRS3"
     boxes_env = "TFGBENCH_LRS3_BOXES"
