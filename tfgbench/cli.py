@@ -223,7 +223,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{family}: unavailable ({e})")
             continue
         for spec in cls.protocols:
-            measures = ", ".join(f"{m.label} {'↑' if m.higher_is_better else '↓'}" for m in spec.measures)
+            arrows = {True: " ↑", False: " ↓", None: ""}
+            measures = ", ".join(f"{m.label}{arrows[m.higher_is_better]}" for m in spec.measures)
             print(f"{spec.name:26s} {measures:28s} {spec.summary}")
     return 0
 

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS protocols (
 );
 CREATE TABLE IF NOT EXISTS measures (
     protocol TEXT NOT NULL, measure TEXT NOT NULL, label TEXT NOT NULL,
-    higher_is_better INTEGER NOT NULL, pooled INTEGER NOT NULL, percent INTEGER NOT NULL,
+    higher_is_better INTEGER, pooled INTEGER NOT NULL, percent INTEGER NOT NULL,
     digits INTEGER NOT NULL, position INTEGER NOT NULL,
     PRIMARY KEY (protocol, measure)
 );
@@ -142,14 +142,16 @@ class Store:
             settings = json.dumps(dict(spec.settings), sort_keys=True, default=str)
             db.execute("INSERT OR REPLACE INTO protocols VALUES (?, ?, ?)", (spec.name, spec.summary, settings))
             for position, m in enumerate(spec.measures):
+                better = None if m.higher_is_better is None else int(m.higher_is_better)
                 db.execute("INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (spec.name, m.key, m.label, int(m.higher_is_better), int(m.pooled),
+                           (spec.name, m.key, m.label, better, int(m.pooled),
                             int(m.percent), m.digits, position))
 
     def measures(self) -> dict[tuple[str, str], Measure]:
         rows = self.db.execute("SELECT protocol, measure, label, higher_is_better, pooled, percent, digits "
                                "FROM measures ORDER BY protocol, position").fetchall()
-        return {(r[0], r[1]): Measure(r[1], r[2], bool(r[3]), bool(r[4]), bool(r[5]), r[6]) for r in rows}
+        return {(r[0], r[1]): Measure(r[1], r[2], None if r[3] is None else bool(r[3]), bool(r[4]), bool(r[5]), r[6])
+                for r in rows}
 
     def record_dataset(self, key: DatasetKey, num_samples: int) -> None:
         with self.transaction() as db:

@@ -33,10 +33,10 @@ class Column:
 
     @property
     def header(self) -> str:
-        arrow = "↑" if self.measure.higher_is_better else "↓"
+        arrow = {True: " ↑", False: " ↓", None: ""}[self.measure.higher_is_better]
         unit = " %" if self.measure.percent else ""
         evaluator = f" @{self.evaluator_sha256[:8]}" if self.show_evaluator else ""
-        return f"{self.measure.label}{unit} {arrow} ({self.protocol}{evaluator})"
+        return f"{self.measure.label}{unit}{arrow} ({self.protocol}{evaluator})"
 
 
 @dataclass

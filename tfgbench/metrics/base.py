@@ -36,7 +36,8 @@ class Measure:
     Attributes:
         key: stored name, e.g. ``"lse_c"``.
         label: column header, e.g. ``"LSE-C"``.
-        higher_is_better: direction shown as an arrow in tables.
+        higher_is_better: direction shown as an arrow in tables; ``None`` for a measure that is
+            reported but not ranked (the AV offset: 0 is in sync, both signs are off).
         pooled: dataset value is ``sum(num) / sum(den)`` over samples; else the mean of values.
         percent: displayed multiplied by 100 (WER).
         digits: decimals shown in tables.
@@ -44,7 +45,7 @@ class Measure:
 
     key: str
     label: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     pooled: bool = False
     percent: bool = False
     digits: int = 2
