@@ -43,7 +43,7 @@ class Prepared:
 
 def box_crops(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Lower-face crops for the synthetic protocol: per frame a square of side ``0.7 w`` (``w`` =
-    face-box width, median over the clip: a steady crop) centred at ``(cx, y1 + 0.72 h)`` (the mouth
+    face-box width, median over the clip: a steady crop) centred at ``(cx, y1 + 0.8 h)`` (the mouth
     region), edge-padded, resized to ``size``. ``frames`` uint8 ``(T, H, W, C)``, ``boxes`` ``(T, 4)``."""
     import cv2
 
@@ -52,7 +52,7 @@ def box_crops(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     side = max(8, int(round(0.7 * w)))
     half = side // 2
     cx = np.rint((b[:, 0] + b[:, 2]) / 2).astype(int)
-    cy = np.rint(b[:, 1] + 0.72 * (b[:, 3] - b[:, 1])).astype(int)
+    cy = np.rint(b[:, 1] + 0.8 * (b[:, 3] - b[:, 1])).astype(int)
     pad = side
     out = np.empty((len(frames), size, size, frames.shape[3]), dtype=np.uint8)
     for i, frame in enumerate(frames):
