@@ -44,7 +44,7 @@ corrupt video, broken audio, or a missing/mismatched alignment raises ``MediaErr
 """
 
 from tfgbench.data.synthetic.dataset import SyntheticDataset, SyntheticOODDataset, default_root
-from tfgbench.data.synthetic.generate import GENERATOR_VERSION, corpus_version, generate
+from tfgbench.data.synthetic.generation import GENERATOR_VERSION, corpus_version, generate
 
 __all__ = ["SyntheticDataset", "SyntheticOODDataset", "default_root", "GENERATOR_VERSION", "corpus_version",
            "generate"]

@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0; part of the version)")
     parser.add_argument("--splits", default="train,val,test,ood",
                         help="comma-separated splits to generate: train, val, test, ood (default: all)")
+    parser.add_argument("--sizes", default=None, metavar="SPLIT=NxM,...",
+                        help="override speakers x utterances per split, e.g. 'train=8x10,test=2x5' "
+                             "(default train=32x60, val=4x20, test=8x25, ood=4x25; other sizes get "
+                             "their own corpus version)")
     parser.add_argument("--workers", type=int, default=None,
                         help="parallel processes (default: one per CPU core)")
     parser.add_argument("--preview", nargs="?", const="synthetic-preview.png", default=None, metavar="PNG",
@@ -41,10 +45,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"contact sheet: {path}")
         if args.out is None:
             return 0
-    from tfgbench.data.synthetic.dataset import default_root
-    from tfgbench.data.synthetic.generate import corpus_version, generate
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, corpus_version, generate
+    from tfgbench.paths import home
 
-    out = args.out if args.out is not None else default_root(args.seed)
-    generate(out, seed=args.seed, splits=splits, workers=args.workers, progress=not args.quiet)
-    print(f"synthetic corpus {corpus_version(args.seed)} ({', '.join(splits)}) in {out}")
+    sizes = parse_sizes(args.sizes) if args.sizes else dict(DEFAULT_SIZES)
+    version = corpus_version(args.seed, sizes)
+    out = args.out if args.out is not None else home() / "synthetic" / version
+    generate(out, seed=args.seed, splits=splits, sizes=sizes, workers=args.workers, progress=not args.quiet)
+    print(f"synthetic corpus {version} ({', '.join(splits)}) in {out}")
     return 0
+
+
+def parse_sizes(text: str) -> dict[str, tuple[int, int]]:
+    """``"train=8x10,test=2x5"`` -> the default sizes with those splits replaced."""
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES
+    from tfgbench.errors import TfgbenchError
+
+    sizes = dict(DEFAULT_SIZES)
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        split, _, dims = item.partition("=")
+        try:
+            n, m = (int(v) for v in dims.lower().split("x"))
+        except ValueError:
+            n = m = -1
+        if split not in sizes or n < 1 or m < 1:
+            raise TfgbenchError(f"--sizes: cannot read {item!r}; write SPLIT=SPEAKERSxUTTERANCES with "
+                                f"SPLIT one of {', '.join(sizes)}, e.g. train=8x10")
+        sizes[split] = (n, m)
+    return sizes

@@ -12,7 +12,7 @@ from tfgbench.data.base import Dataset
 from tfgbench.data.sample import SAMPLES_PER_FRAME, Sample
 from tfgbench.errors import MediaError, MissingResourceError, SampleError
 
-from .generate import GENERATOR_VERSION, corpus_version, ensure_corpus
+from .generation import GENERATOR_VERSION, corpus_version, ensure_corpus
 
 
 def default_root(seed: int = 0) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfgbench.data.synthetic.generate import speakers
+from tfgbench.data.synthetic.generation import speakers
 
 
 def _phone_at(clip, t: float) -> str:
@@ -23,7 +23,7 @@ def contact_sheet(seed: int = 0, rows: int = 8, columns: int = 10, scale: int = 
     import cv2
 
     from tfgbench.data.synthetic.clip import make_clip
-    from tfgbench.data.synthetic.generate import _speaker_index
+    from tfgbench.data.synthetic.generation import _speaker_index
 
     groups = speakers(seed)
     chosen = (groups["test"] + groups["train"])[: max(rows - 2, 1)] + groups["ood"][:2]

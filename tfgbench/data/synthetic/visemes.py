@@ -16,7 +16,9 @@ Coarticulation (Cohen & Massaro 1993 dominance model). Every target ``i`` has a 
 a centre ``c_i``, a half-length ``h_i`` and dominances ``alpha_i`` (one for the opening group
 open/teeth/tongue/tuck, one for the shape group spread/round). Its dominance over time is
 
-    D_i(t) = alpha_i * exp(-(max(|t - c_i| - h_i, 0) / tau) ** 1.5),   tau = 35 ms
+    D_i(t) = alpha_i * exp(-(max(|t - c_i| - h_i, 0) / tau_i) ** 1.5)
+
+with ``tau_i = 35 ms``, or 20 ms for the quick, strongly dominant lip gestures (p b m f v),
 
 and the trajectory is ``p(t) = sum_i D_i(t) v_i / sum_i D_i(t)``. Weakly dominant segments
 (t, d, k, h, schwa) take their shape from their neighbours (the "t" of "two" is rounded),
@@ -36,6 +38,8 @@ PARAMS = ("open", "spread", "round", "teeth", "tongue", "tuck")
 _OPEN_GROUP = np.array([1, 0, 0, 1, 1, 1], dtype=bool)
 STEP = 0.001  # trajectory resolution, s
 TAU = 0.035
+#: lip gestures are quick: strongly dominant labials reach less far (s)
+TAU_SHORT = {"p": 0.02, "b": 0.02, "m": 0.02, "f": 0.02, "v": 0.02}
 STOPS = {"p", "b", "t", "d", "k", "ɡ", "g", "tʃ", "dʒ"}
 BILABIAL = {"p", "b", "m"}
 
@@ -63,11 +67,11 @@ _V = {
     "ɚ": (0.38, 0.20, 0.45, 0.3, 0.0, 0.0, 0.8, 1.0),
     "ɝ": (0.40, 0.20, 0.45, 0.3, 0.0, 0.0, 1.0, 1.0),
     # consonants
-    "p": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 10.0, 0.3),
-    "b": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 10.0, 0.3),
-    "m": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 10.0, 0.3),
-    "f": (0.12, 0.45, 0.00, 1.0, 0.0, 1.0, 6.0, 0.5),
-    "v": (0.12, 0.45, 0.00, 1.0, 0.0, 1.0, 6.0, 0.5),
+    "p": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 5.0, 0.3),
+    "b": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 5.0, 0.3),
+    "m": (0.00, 0.35, 0.10, 0.0, 0.0, 0.0, 5.0, 0.3),
+    "f": (0.12, 0.45, 0.00, 1.0, 0.0, 1.0, 4.0, 0.5),
+    "v": (0.12, 0.45, 0.00, 1.0, 0.0, 1.0, 4.0, 0.5),
     "θ": (0.22, 0.45, 0.00, 0.9, 1.0, 0.0, 3.0, 0.4),
     "ð": (0.22, 0.45, 0.00, 0.9, 1.0, 0.0, 3.0, 0.4),
     "t": (0.17, 0.50, 0.00, 0.7, 0.35, 0.0, 1.5, 0.25),
@@ -150,7 +154,8 @@ def trajectory(segments: list[tuple[str, float, float]], duration: float) -> np.
     rows = np.array([target(s) for s, _, _ in segments], dtype=np.float64)  # (S, 8)
     centre = np.array([(a + b) / 2 for _, a, b in segments])
     half = np.array([(b - a) / 2 for _, a, b in segments])
-    dist = np.maximum(np.abs(t[:, None] - centre[None]) - half[None], 0.0) / TAU
+    tau = np.array([TAU_SHORT.get(s, TAU) for s, _, _ in segments])
+    dist = np.maximum(np.abs(t[:, None] - centre[None]) - half[None], 0.0) / tau[None]
     decay = np.exp(-dist ** 1.5)  # (N, S)
     out = np.empty((n, 6))
     for group, col in ((True, 6), (False, 7)):
