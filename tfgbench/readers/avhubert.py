@@ -63,6 +63,7 @@ class AVHubertConfig:
     max_target_positions: int = 2048
     vocab_size: int = 1000
     pad_index: int = 1
+    dropout: float = 0.0          # encoder/decoder dropout while training (fairseq fine-tuning uses 0.1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -226,14 +227,14 @@ def _key_mask(padding_mask: torch.Tensor | None) -> torch.Tensor | None:
 class EncoderLayer(nn.Module):
     """wav2vec2 ``TransformerSentenceEncoderLayer`` (GELU FFN), pre-LN when ``layer_norm_first``."""
 
-    def __init__(self, dim: int, ffn: int, heads: int, layer_norm_first: bool) -> None:
+    def __init__(self, dim: int, ffn: int, heads: int, layer_norm_first: bool, dropout: float = 0.0) -> None:
         super().__init__()
         self.self_attn = MultiheadAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
         self.pre = layer_norm_first
-        self.dropout = nn.Dropout(0.0)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if self.pre:
@@ -271,7 +272,8 @@ class TransformerEncoder(nn.Module):
         d = cfg.encoder_embed_dim
         self.pos_conv = nn.Sequential(WeightNormConv1d(d, cfg.conv_pos, cfg.conv_pos_groups))
         self.layers = nn.ModuleList(EncoderLayer(d, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads,
-                                                 cfg.layer_norm_first) for _ in range(cfg.encoder_layers))
+                                                 cfg.layer_norm_first, cfg.dropout)
+                                    for _ in range(cfg.encoder_layers))
         self.layer_norm = nn.LayerNorm(d)
         self.layer_norm_first = cfg.layer_norm_first
 
@@ -304,9 +306,14 @@ class AVHubertModel(nn.Module):
         self.layer_norm = nn.LayerNorm(embed)
 
     def forward(self, video: torch.Tensor | None, audio: torch.Tensor | None = None,
-                padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``video (B, 1, T, H, W)`` and/or ``audio (B, F, T)`` -> ``(B, T, D)``."""
-        fv = self.feature_extractor_video(video) if video is not None else None
+                padding_mask: torch.Tensor | None = None, video_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """``video (B, 1, T, H, W)`` and/or ``audio (B, F, T)`` -> ``(B, T, D)``.
+        ``video_feats (B, T, C)``: the ResNet's output, given instead of ``video`` (training a
+        reader on a frozen, pre-computed front end)."""
+        if video_feats is not None:
+            fv = self.feature_extractor_video.proj(video_feats)
+        else:
+            fv = self.feature_extractor_video(video) if video is not None else None
         fa = self.feature_extractor_audio(audio) if audio is not None else None
         fv = fv if fv is not None else torch.zeros_like(fa)
         fa = fa if fa is not None else torch.zeros_like(fv)
@@ -325,8 +332,8 @@ class EncoderWrapper(nn.Module):
         self.w2v_model = AVHubertModel(cfg)
 
     def forward(self, video: torch.Tensor | None, padding_mask: torch.Tensor | None = None,
-                audio: torch.Tensor | None = None) -> torch.Tensor:
-        return self.w2v_model(video, audio, padding_mask)
+                audio: torch.Tensor | None = None, video_feats: torch.Tensor | None = None) -> torch.Tensor:
+        return self.w2v_model(video, audio, padding_mask, video_feats)
 
 
 # ------------------------------------------------------------------------------ decoder
@@ -357,8 +364,9 @@ class SinusoidalPositions(nn.Module):
 class DecoderLayer(nn.Module):
     """fairseq ``TransformerDecoderLayer`` (ReLU FFN), pre-LN when ``normalize_before``."""
 
-    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool) -> None:
+    def __init__(self, dim: int, ffn: int, heads: int, normalize_before: bool, dropout: float = 0.0) -> None:
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.self_attn = MultiheadAttention(dim, heads)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.encoder_attn = MultiheadAttention(dim, heads)
@@ -368,7 +376,7 @@ class DecoderLayer(nn.Module):
         self.pre = normalize_before
 
     def _block(self, x: torch.Tensor, norm: nn.LayerNorm, fn: Any) -> torch.Tensor:
-        return x + fn(norm(x)) if self.pre else norm(x + fn(x))
+        return x + self.drop(fn(norm(x))) if self.pre else norm(x + self.drop(fn(x)))
 
     def forward(self, x: torch.Tensor, self_kv: tuple[torch.Tensor, torch.Tensor] | None,
                 self_mask: torch.Tensor | None, enc_kv: tuple[torch.Tensor, torch.Tensor],
@@ -407,7 +415,8 @@ class TransformerDecoder(nn.Module):
             raise ValueError("learned decoder positions are not supported (released models use sinusoidal)")
         self.embed_positions = SinusoidalPositions(d, cfg.pad_index)
         self.layers = nn.ModuleList(DecoderLayer(d, cfg.decoder_ffn_embed_dim, cfg.decoder_attention_heads,
-                                                 cfg.decoder_normalize_before) for _ in range(cfg.decoder_layers))
+                                                 cfg.decoder_normalize_before, cfg.dropout)
+                                    for _ in range(cfg.decoder_layers))
         self.layer_norm = nn.LayerNorm(d) if cfg.decoder_normalize_before else None
         self.embed_out = (None if cfg.share_decoder_input_output_embed
                           else nn.Parameter(torch.randn(cfg.vocab_size, d) * d ** -0.5))

@@ -125,9 +125,9 @@ def avhubert_roi(frames: np.ndarray, landmarks: np.ndarray | None, mean_face: np
     return _normalise(center_crop(g, AVHUBERT_CROP, where), AVHUBERT_MEAN, AVHUBERT_STD)
 
 
-def synthetic_mouth_clips(frames: np.ndarray, mouth_boxes: np.ndarray | None, where: str = "clip") -> np.ndarray:
-    """``wer/synthetic-*`` input ``(T, 44, 44)`` from per-frame mouth boxes ``(T, 4)``
-    (``x1, y1, x2, y2``, x2/y2 exclusive). Training and scoring both call this function."""
+def synthetic_mouth_rois(frames: np.ndarray, mouth_boxes: np.ndarray | None, where: str = "clip") -> np.ndarray:
+    """``(T, 48, 48)`` uint8 gray mouth ROIs from per-frame mouth boxes ``(T, 4)`` (or one box)
+    (``x1, y1, x2, y2``, x2/y2 exclusive), edge-padded where a box leaves the frame."""
     import cv2
 
     if mouth_boxes is None:
@@ -147,4 +147,11 @@ def synthetic_mouth_clips(frames: np.ndarray, mouth_boxes: np.ndarray | None, wh
     for i in range(len(g)):
         x1, y1, x2, y2 = (np.clip(b[i], -pad, 2 * pad) + pad).tolist()
         out[i] = cv2.resize(padded[i, y1:y2, x1:x2], (SYNTHETIC_ROI, SYNTHETIC_ROI), interpolation=cv2.INTER_AREA)
-    return _normalise(center_crop(out, SYNTHETIC_CROP, where), AVHUBERT_MEAN, AVHUBERT_STD)
+    return out
+
+
+def synthetic_mouth_clips(frames: np.ndarray, mouth_boxes: np.ndarray | None, where: str = "clip") -> np.ndarray:
+    """``wer/synthetic-*`` input ``(T, 44, 44)`` float32: :func:`synthetic_mouth_rois`, centre
+    44x44, ``/255``, ``(x - 0.421) / 0.165``. Training and scoring both use these crops."""
+    rois = synthetic_mouth_rois(frames, mouth_boxes, where)
+    return _normalise(center_crop(rois, SYNTHETIC_CROP, where), AVHUBERT_MEAN, AVHUBERT_STD)
