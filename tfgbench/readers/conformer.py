@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tfgbench.readers.conformer_frontend import VisualFrontend
+
 LAYOUTS = ("talklip", "auto-avsr")
 
 
@@ -45,6 +47,9 @@ class ConformerConfig:
 
     Attributes:
         layout: ``"talklip"`` or ``"auto-avsr"`` (parameter names and block variants).
+        frontend: ``"official"`` (the layout's own front end) or ``"avhubert-resnet"``: AV-HuBERT's
+            ``ResEncoder`` (Conv3d + BN3d + PReLU stem, ResNet-18 with PReLU; keys ``frontend3D.*``,
+            ``trunk.*``), the module :mod:`tfgbench.readers.pretrain` pre-trains (our synthetic reader).
         frontend_channels: stem width, then the widths of the 4 ResNet stages (last = feature dim).
         input_size: side of the square clips the model was trained on (informational: the
             front end pools globally).
@@ -59,6 +64,7 @@ class ConformerConfig:
     """
 
     layout: str = "talklip"
+    frontend: str = "official"
     frontend_channels: tuple[int, ...] = (64, 64, 128, 256, 512)
     input_size: int = 112
     adim: int = 256
@@ -82,6 +88,10 @@ class ConformerConfig:
         self.frontend_channels = tuple(int(c) for c in self.frontend_channels)
         if len(self.frontend_channels) != 5:
             raise ValueError("frontend_channels must have 5 entries (stem + 4 ResNet stages)")
+        if self.frontend not in ("official", "avhubert-resnet"):
+            raise ValueError(f"unknown front end {self.frontend!r}; choose official or avhubert-resnet")
+        if self.frontend == "avhubert-resnet" and self.frontend_channels[0] != self.frontend_channels[1]:
+            raise ValueError("the avhubert-resnet front end's stem width equals its first stage width")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,9 +109,9 @@ def preset(name: str) -> ConformerConfig:
     adim 256, 4 heads, 2048 units, 12 + 6 blocks, 40 characters), ``auto-avsr`` (768-d, 12 heads,
     3072 units, 12 + 6 blocks, 5049 unigram pieces)."""
     if name == "tiny":  # input: the synthetic protocols' 44x44 mouth crops
-        return ConformerConfig(frontend_channels=(16, 16, 32, 64, 128), input_size=44, adim=96,
-                               aheads=4, eunits=384, elayers=4, dheads=4, dunits=384, dlayers=2,
-                               mean=0.421, std=0.165)
+        return ConformerConfig(frontend="avhubert-resnet", frontend_channels=(16, 16, 32, 64, 128),
+                               input_size=44, adim=96, aheads=4, eunits=384, elayers=4, dheads=4,
+                               dunits=384, dlayers=2, mean=0.421, std=0.165)
     if name in ("observer", "paper", "talklip"):
         return ConformerConfig()
     if name == "auto-avsr":
@@ -109,117 +119,6 @@ def preset(name: str) -> ConformerConfig:
                                elayers=12, dheads=12, dunits=3072, dlayers=6, odim=5049,
                                mtlalpha=0.1, mean=0.421, std=0.165)
     raise ValueError(f"unknown conformer size {name!r}; choose from tiny, observer, auto-avsr")
-
-
-# ----------------------------------------------------------------------------- front ends
-class DeepAVSRResLayer(nn.Module):
-    """deep_avsr ``ResNetLayer``: two residual units; the BN+ReLU comes after each sum
-    (``outbna``/``outbnb``). ``downsample`` exists even at stride 1 (unused there), as in the
-    official layout."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-
-        def bn() -> nn.BatchNorm2d:
-            return nn.BatchNorm2d(cout, momentum=0.01, eps=0.001)
-
-        self.stride = stride
-        self.conv1a = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1a = bn()
-        self.conv2a = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.downsample = nn.Conv2d(cin, cout, 1, stride, bias=False)
-        self.outbna = bn()
-        self.conv1b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn1b = bn()
-        self.conv2b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.outbnb = bn()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2a(F.relu(self.bn1a(self.conv1a(x))))
-        y = y + (x if self.stride == 1 else self.downsample(x))
-        mid = y
-        y = F.relu(self.outbna(y))
-        y = self.conv2b(F.relu(self.bn1b(self.conv1b(y)))) + mid
-        return F.relu(self.outbnb(y))
-
-
-class DeepAVSRResNet(nn.Module):
-    def __init__(self, ch: tuple[int, ...]) -> None:
-        super().__init__()
-        self.layer1 = DeepAVSRResLayer(ch[0], ch[1], 1)
-        self.layer2 = DeepAVSRResLayer(ch[1], ch[2], 2)
-        self.layer3 = DeepAVSRResLayer(ch[2], ch[3], 2)
-        self.layer4 = DeepAVSRResLayer(ch[3], ch[4], 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        # The official AvgPool2d(4, stride 1) on the 4x4 map of a 112 input == global mean.
-        return x.mean(dim=(2, 3))
-
-
-class BasicBlock(nn.Module):
-    """torchvision-style ResNet basic block with SiLU (Auto-AVSR ``relu_type="swish"``)."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv2(F.silu(self.bn1(self.conv1(x)))))
-        return F.silu(y + (x if self.downsample is None else self.downsample(x)))
-
-
-class ResNet18Trunk(nn.Module):
-    def __init__(self, ch: tuple[int, ...]) -> None:
-        super().__init__()
-        for i in range(4):
-            cin, stride = (ch[0], 1) if i == 0 else (ch[i], 2)
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, ch[i + 1], stride),
-                                                         BasicBlock(ch[i + 1], ch[i + 1], 1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return x.mean(dim=(2, 3))
-
-
-class VisualFrontend(nn.Module):
-    """Conv3d stem + per-frame 2D ResNet: ``(B, T, H, W)`` -> ``(B, T, C)``, zeros past each length.
-
-    ``talklip``: stem BN2d(eps 1e-3) + ReLU + MaxPool2d(3, 2, 1) per frame, deep_avsr ResNet
-    (``resnet.*``). ``auto-avsr``: BN3d + SiLU + MaxPool3d((1,3,3),(1,2,2),(0,1,1)), ``trunk.*``.
-    Only the Conv3d sees neighbouring frames (zero padded in time, like the official batch of 1).
-    """
-
-    def __init__(self, cfg: ConformerConfig) -> None:
-        super().__init__()
-        ch, self.layout = cfg.frontend_channels, cfg.layout
-        conv = nn.Conv3d(1, ch[0], (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False)
-        if cfg.layout == "talklip":
-            self.frontend3D = nn.Sequential(conv, nn.BatchNorm2d(ch[0], momentum=0.01, eps=0.001),
-                                            nn.ReLU(), nn.MaxPool2d(3, 2, 1))
-            self.resnet = DeepAVSRResNet(ch)
-        else:
-            self.frontend3D = nn.Sequential(conv, nn.BatchNorm3d(ch[0]), nn.SiLU(),
-                                            nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-            self.trunk = ResNet18Trunk(ch)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
-        y = self.frontend3D[0](x.unsqueeze(1)).transpose(1, 2)  # (B, T, C, H', W')
-        valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
-        frames = y[valid]  # (N, C, H', W'): only real frames go through the 2D part
-        for m in self.frontend3D[1:]:
-            # BN3d/MaxPool3d with a time kernel of 1 act per frame: same as their 2D forms.
-            frames = m(frames.unsqueeze(2)).squeeze(2) if self.layout == "auto-avsr" else m(frames)
-        feats = (self.resnet if self.layout == "talklip" else self.trunk)(frames)
-        out = feats.new_zeros(b, t, feats.shape[-1])
-        out[valid] = feats
-        return out
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -464,7 +363,11 @@ class ConformerVSR(nn.Module):
 
         Returns ``(hs (B, T', D), enc_lengths (B,))``.
         """
-        feats = self.frame_features(videos, lengths)
+        return self.encode_features(self.frame_features(videos, lengths), lengths, required)
+
+    def encode_features(self, feats: torch.Tensor, lengths: torch.Tensor,
+                        required: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode` from precomputed :meth:`frame_features` ``(B, T, C)``."""
         if required is None:
             return self.encoder(feats, lengths), lengths
         required = torch.maximum(required, lengths)
@@ -501,11 +404,14 @@ class ConformerVSR(nn.Module):
             out.append(row[:row.index(self.eos)] if self.eos in row else row)
         return out
 
-    def loss(self, videos: torch.Tensor, lengths: torch.Tensor,
-             targets: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, videos: torch.Tensor | None, lengths: torch.Tensor, targets: list[torch.Tensor],
+             feats: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss ``a * CTC + (1 - a) * label-smoothed attention CE`` (ESPnet: both summed
-        over tokens and divided by the batch size)."""
-        hs, hl = self.encode(videos, lengths)
+        over tokens and divided by the batch size). ``feats``: precomputed frame features
+        (then ``videos`` may be None)."""
+        if feats is None:
+            feats = self.frame_features(videos, lengths)
+        hs, hl = self.encode_features(feats, lengths)
         b = len(targets)
         logp = F.log_softmax(self.ctc(hs), dim=-1).transpose(0, 1)
         tl = torch.tensor([len(t) for t in targets], device=hs.device)
