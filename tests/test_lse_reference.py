@@ -223,3 +223,27 @@ def test_delayed_audio_matches_reference(setup):
     _assert_same(ours, ref)
 
 
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
+@pytest.mark.parametrize("quality,qscale", [("standard", None), ("standard", 2), ("near-lossless", None)])
+def test_jpeg_round_trip_is_pixel_identical_to_ffmpeg(tmp_path, quality, qscale):
+    """yuv420p and yuv444p inputs, default rate control and -qscale:v 2: same decoded pixels."""
+    import subprocess
+
+    import cv2
+
+    from tfgbench.media.io import write_video
+    from tfgbench.metrics.lse.jpeg import decode_roundtrip
+
+    frames, audio = make_clip(12, size=96, seed=4)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(write_video(None, frames, audio, quality=quality))
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(video)]
+    cmd += ["-qscale:v", str(qscale)] if qscale else []
+    subprocess.run(cmd + ["-threads", "1", "-f", "image2", str(tmp_path / "%06d.jpg")], check=True)
+    official = [cv2.imread(str(f)) for f in sorted(tmp_path.glob("*.jpg"))]
+    ours = list(decode_roundtrip(video, qscale=qscale))
+    assert len(ours) == len(official) == 12
+    for a, b in zip(ours, official, strict=True):
+        assert np.array_equal(a, b)

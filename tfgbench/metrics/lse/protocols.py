@@ -22,9 +22,9 @@ an error row with its message, or gives the documented value):
   official code would return a number computed from constant MFCCs, which measures nothing.
 * audio and video lengths that disagree: the official rule, scored over the common part
   ``min_length`` (documented value, no error); a video with no audio at all is a MediaError.
-* no face found (``lse/syncnet-python``): :class:`NoFaceError`; ``lse/synthetic`` without boxes
-  falls back to OpenCV detection, then to the whole frame (recorded in nothing: the synthetic
-  corpus always provides boxes).
+* no face found (``lse/syncnet-python``): :class:`NoFaceError`. ``lse/synthetic`` uses the
+  sample's face boxes; without boxes (``tfgbench lse FILE``) it detects them with OpenCV's Haar
+  cascade, centred 96x96 box where none is found (:func:`tfgbench.data.boxes.detect_face_boxes`).
 """
 
 from __future__ import annotations
