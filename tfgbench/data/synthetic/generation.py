@@ -28,6 +28,7 @@ from pathlib import Path
 from tfgbench.data.synthetic.identity import Speaker, make_speaker
 
 GENERATOR_VERSION = "1"
+REFERENCE_ESPEAK = "1.51"
 VIDEO_QUALITY = "near-lossless"
 FRAME_SIZE = 128
 
@@ -49,14 +50,23 @@ class ClipSpec:
         return f"{self.speaker_id}/u{self.utterance:03d}"
 
 
-def corpus_version(seed: int = 0, sizes: dict[str, tuple[int, int]] | None = None, size: int = FRAME_SIZE) -> str:
+def corpus_version(seed: int = 0, sizes: dict[str, tuple[int, int]] | None = None, size: int = FRAME_SIZE,
+                   espeak: str | None = None) -> str:
     """``"synthetic-v<generator>-s<seed>"``, plus a short hash when sizes or frame size differ
-    from the defaults. Part of every stored result's key."""
+    from the defaults, plus ``-espeak<version>`` when espeak-ng is not the reference 1.51 (the
+    wheel and Debian 12's system library are both 1.51 and give identical audio; other releases
+    pronounce differently). ``espeak=None`` asks the installed library. Part of every result's key."""
     sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
     version = f"synthetic-v{GENERATOR_VERSION}-s{seed}"
     if sizes != DEFAULT_SIZES or size != FRAME_SIZE:
         key = json.dumps({"sizes": sorted(sizes.items()), "size": size}, sort_keys=True)
         version += "-" + hashlib.sha1(key.encode()).hexdigest()[:8]
+    if espeak is None:
+        from tfgbench.data.synthetic.speech import installed_espeak_version
+
+        espeak = installed_espeak_version()
+    if espeak not in (REFERENCE_ESPEAK, ""):
+        version += f"-espeak{espeak}"
     return version
 
 
@@ -175,51 +185,109 @@ def _generate_locked(out: Path, seed: int, splits: tuple[str, ...], sizes: dict,
     all_speakers = speakers(seed, sizes)
     (out / "speakers.json").write_text(json.dumps(
         {split: [sp.to_dict() for sp in group] for split, group in all_speakers.items()}, indent=1))
-    for split in [s for s in SPLIT_ORDER if s in splits and s not in manifest["splits"]]:
-        entries = _generate_split(out, split, seed, sizes, size, workers, progress)
-        manifest["clips"] = [c for c in manifest["clips"] if c["split"] != split] + entries
-        manifest["splits"] = [s for s in SPLIT_ORDER if s in set(manifest["splits"]) | {split}]
-        tmp = manifest_path.with_name(f".manifest.{os.getpid()}.json")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, manifest_path)
-
-
-def _generate_split(out: Path, split: str, seed: int, sizes: dict, size: int, workers: int | None,
-                    progress: bool) -> list[dict]:
-    import multiprocessing as mp
-
-    from tqdm import tqdm
-
-    specs = clip_specs(split, seed, sizes)
-    tmp = out / f".tmp-{split}-{os.getpid()}"
+    todo = [s for s in SPLIT_ORDER if s in splits and s not in manifest["splits"]]
+    if not todo:
+        return
+    tmp = out / f".tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        for split, entries in _render(tmp, todo, seed, sizes, size, workers, progress):
+            final = out / split
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp / split, final)
+            manifest["clips"] = [c for c in manifest["clips"] if c["split"] != split] + entries
+            manifest["splits"] = [s for s in SPLIT_ORDER if s in set(manifest["splits"]) | {split}]
+            part = manifest_path.with_name(f".manifest.{os.getpid()}.json")
+            part.write_text(json.dumps(manifest, indent=1))
+            os.replace(part, manifest_path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _render(tmp: Path, splits: list[str], seed: int, sizes: dict, size: int, workers: int | None,
+            progress: bool):
+    """Render the clips of ``splits`` into ``tmp/<split>/``; yield ``(split, manifest entries)``
+    as each split completes.
+
+    Workers are fresh interpreters (``python -m tfgbench.data.synthetic.worker``), not forks:
+    forking a process that has threads (tqdm's monitor, OpenCV's or BLAS's pools, a caller's
+    threads) can deadlock the child, and multiprocessing's spawn would re-run an unguarded
+    ``__main__`` that asked for the dataset. Each worker renders every ``workers``-th clip."""
+    from tqdm import tqdm
+
+    specs = [spec for split in splits for spec in clip_specs(split, seed, sizes)]
+    remaining = {split: sum(1 for sp in specs if sp.split == split) for split in splits}
     workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
-    bar = tqdm(total=len(specs), desc=f"synthetic corpus: {split}", unit="clip", disable=not progress)
-    entries = []
+    bar = tqdm(total=len(specs), desc=f"synthetic corpus ({', '.join(splits)})", unit="clip",
+               disable=not progress)
+    done: dict[str, list[dict]] = {split: [] for split in splits}
     try:
         if workers == 1:
             _init_worker(seed, sizes, size, str(tmp))
-            for spec in specs:
-                entries.append(_job(spec))
-                bar.update()
+            results = (_job(spec) for spec in specs)
         else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers, _init_worker, (seed, sizes, size, str(tmp))) as pool:
-                for entry in pool.imap(_job, specs, chunksize=2):
-                    entries.append(entry)
-                    bar.update()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            results = _subprocess_results(tmp, specs, seed, sizes, size, workers)
+        for entry in results:
+            bar.update()
+            split = entry["split"]
+            done[split].append(entry)
+            remaining[split] -= 1
+            if remaining[split] == 0:
+                yield split, sorted(done[split], key=lambda e: e["id"])
     finally:
         bar.close()
-    final = out / split
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp / split, final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return sorted(entries, key=lambda e: e["id"])
+
+
+def _subprocess_results(tmp: Path, specs: list[ClipSpec], seed: int, sizes: dict, size: int, workers: int):
+    """Manifest entries from ``workers`` worker processes, as they finish clips."""
+    import selectors
+    import subprocess
+    import sys
+    import tempfile
+    from dataclasses import asdict
+
+    from tfgbench.errors import TfgbenchError
+
+    package_root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    procs = []
+    sel = selectors.DefaultSelector()
+    try:
+        for w in range(workers):
+            err = tempfile.TemporaryFile()
+            proc = subprocess.Popen([sys.executable, "-m", "tfgbench.data.synthetic.worker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=err, env=env)
+            job = {"seed": seed, "sizes": {k: list(v) for k, v in sizes.items()}, "size": size, "out": str(tmp),
+                   "specs": [asdict(s) for s in specs[w::workers]]}
+            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.close()
+            procs.append((proc, err))
+            sel.register(proc.stdout, selectors.EVENT_READ, (proc, err))
+        open_streams = len(procs)
+        while open_streams:
+            for key, _ in sel.select():
+                proc, err = key.data
+                line = key.fileobj.readline()
+                if line:
+                    yield json.loads(line)
+                    continue
+                sel.unregister(key.fileobj)
+                open_streams -= 1
+                if proc.wait() != 0:
+                    err.seek(0)
+                    tail = err.read().decode(errors="replace").strip().splitlines()[-8:]
+                    raise TfgbenchError(f"{tmp.parent}: a corpus generator process failed (exit {proc.returncode}):\n"
+                                        + "\n".join(tail) + "\nThe splits finished so far are kept; run again.")
+    finally:
+        for proc, err in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            err.close()
+        sel.close()
 
 
 @contextlib.contextmanager

@@ -353,3 +353,11 @@ def espeak_version(backend: Backend | None = None) -> str:
     lib = ctypes.CDLL(str(backend.library))
     lib.espeak_Info.restype = ctypes.c_char_p
     return (lib.espeak_Info(None) or b"?").decode()
+
+
+def installed_espeak_version() -> str:
+    """The version of the espeak-ng :func:`find_backend` picks, or ``""`` when there is none."""
+    try:
+        return espeak_version(find_backend())
+    except (MissingResourceError, OSError):
+        return ""
