@@ -63,6 +63,8 @@ class PickledObject:
     """
 
     qualname: str = "object"
+    args: tuple = ()
+    state: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
@@ -106,6 +108,14 @@ def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
                                                                                "utf-8", "utf8"):
         raise UnsafeCheckpointError(f"_codecs.encode called with unexpected arguments ({encoding!r})")
     return text.encode(encoding)
+
+
+def _copyreg_reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
+    """Protocol 0/1 pickles rebuild objects with ``copyreg._reconstructor``: admitted only for
+    the stand-in classes (which run no code of the original class)."""
+    if isinstance(cls, type) and issubclass(cls, PickledObject):
+        return cls.__new__(cls)
+    raise UnsafeCheckpointError(f"copyreg._reconstructor of {cls!r} (only admitted classes can be rebuilt)")
 
 
 def _defaultdict(factory: Any = None, *args: Any) -> dict:
@@ -193,6 +203,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "object"): _Sentinel("object"),
     ("builtins", "NoneType"): _Sentinel("NoneType"),
     ("_codecs", "encode"): _codecs_encode,
+    ("copyreg", "_reconstructor"): _copyreg_reconstructor,
     ("typing", "Any"): _Sentinel("typing.Any"),
     ("typing", "Dict"): _Sentinel("typing.Dict"),
     ("typing", "List"): _Sentinel("typing.List"),
