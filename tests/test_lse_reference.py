@@ -123,7 +123,7 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
-FRAMES = 40
+FRAMES = 24
 
 
 def make_clip(num_frames: int = FRAMES, size: int = 160, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Train the synthetic corpus's SyncNet evaluator (protocol ``lse/synthetic``) on its train split.
 
-    python -m tfgbench.metrics.lse.train_synthetic --minutes 8 \
+    python -m tfgbench.metrics.lse.train_synthetic --steps 480 \
         --out tfgbench/weights/syncnet-synthetic.safetensors
 
 Data: ``SyntheticDataset(split="train")`` only (speakers disjoint from val/test); each clip gives
@@ -72,9 +72,10 @@ def load_split(split: str, limit_per_speaker: int | None, limit: int | None, see
 
 
 def train(model: SyncNetS, data: list, minutes: float, clips_per_batch: int, windows_per_clip: int,
-          lr: float, seed: int, log_every: int = 20) -> dict:
-    """Train for ``minutes`` of wall time; returns the step count, final running loss and the
-    running accuracy of picking ``d = 0`` among the 31 shifts.
+          lr: float, seed: int, log_every: int = 20, steps: int | None = None) -> dict:
+    """Train for ``steps`` steps (deterministic with one thread), or else for ``minutes`` of wall
+    time; returns the step count, final running loss and the running accuracy of picking
+    ``d = 0`` among the 31 shifts. The learning rate follows a cosine over the budget.
 
     Each step takes ``clips_per_batch`` clips and ``windows_per_clip`` video windows of each; every
     audio window of those clips is embedded once and shared by the windows' 31 candidates.
@@ -89,10 +90,14 @@ def train(model: SyncNetS, data: list, minutes: float, clips_per_batch: int, win
     start, step = time.time(), 0
     run_loss = run_acc = None
     budget = minutes * 60
-    bar = tqdm(total=int(budget), desc="training", unit="s")
-    while (elapsed := time.time() - start) < budget:
-        for g in opt.param_groups:  # cosine decay over the time budget
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget)))
+    bar = tqdm(total=steps or int(budget), desc="training", unit="step" if steps else "s")
+
+    def progress() -> float:
+        return step / steps if steps else (time.time() - start) / budget
+
+    while progress() < 1.0:
+        for g in opt.param_groups:  # cosine decay over the budget
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress())))
         picks = rng.choice(len(data), size=clips_per_batch, replace=False)
         vids, auds, owners, centres, offsets, counts = [], [], [], [], [], []
         first = 0
@@ -131,7 +136,7 @@ def train(model: SyncNetS, data: list, minutes: float, clips_per_batch: int, win
         run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
         run_acc = acc if run_acc is None else 0.95 * run_acc + 0.05 * acc
         step += 1
-        bar.update(int(time.time() - start) - bar.n)
+        bar.update((step if steps else int(time.time() - start)) - bar.n)
         if step % log_every == 0:
             bar.set_postfix(loss=f"{run_loss:.3f}", shift_acc=f"{run_acc:.2f}", step=step)
     bar.close()
@@ -170,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=SYNTHETIC_WEIGHTS, help="checkpoint to write")
     p.add_argument("--size", choices=["tiny", "paper"], default="tiny",
                    help="tiny: ~1M parameters, CPU minutes; paper: the official SyncNet widths (GPU)")
-    p.add_argument("--minutes", type=float, default=8.0, help="training wall-time budget")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (deterministic with --threads 1); default: use --minutes")
+    p.add_argument("--minutes", type=float, default=15.0, help="training wall-time budget without --steps")
     p.add_argument("--clips-per-batch", type=int, default=8)
     p.add_argument("--windows-per-clip", type=int, default=6)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--per-speaker", type=int, default=30, help="train utterances per speaker (memory)")
     p.add_argument("--eval-clips", type=int, default=100, help="test-split clips for the final figures")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: deterministic, and fastest on a loaded 2-core machine)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -190,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     model = SyncNetS(cfg)
     params = sum(p.numel() for p in model.parameters())
     print(f"{len(data)} training clips from {train_ds.version}; {params / 1e6:.2f}M parameters", flush=True)
-    stats = train(model, data, args.minutes, args.clips_per_batch, args.windows_per_clip, args.lr, args.seed)
+    stats = train(model, data, args.minutes, args.clips_per_batch, args.windows_per_clip, args.lr, args.seed,
+                  steps=args.steps)
     _, test_clips = load_split("test", None, args.eval_clips, args.seed)
     figures = evaluate(model, test_clips)
     for k, v in figures.items():
