@@ -66,7 +66,8 @@ def test_decoder_layer_matches_torch_pre_ln_layer():
                                 ("final_layer_norm", "norm3")])
     x, mem = torch.randn(2, 5, 32), torch.randn(2, 9, 32)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    enc_kv = (ours.encoder_attn.split(ours.encoder_attn.k_proj(mem)), ours.encoder_attn.split(ours.encoder_attn.v_proj(mem)))
+    att = ours.encoder_attn
+    enc_kv = (att.split(att.k_proj(mem)), att.split(att.v_proj(mem)))
     got, _ = ours(x, None, causal, enc_kv, None)
     want = ref(x, mem, tgt_mask=nn.Transformer.generate_square_subsequent_mask(5))
     assert torch.allclose(got, want, atol=1e-5)
@@ -183,13 +184,11 @@ def test_beam_search_matches_reference(k):
         return torch.stack([_toy_lprobs(tuple(p), vocab, seed) for p, seed in zip(state["prefix"], state["seed"])])
 
     def reorder(state, rows):
-        return {"prefix": [state["prefix"][r] for r in rows.tolist()], "seed": [state["seed"][r] for r in rows.tolist()]}
+        r = rows.tolist()
+        return {"prefix": [state["prefix"][i] for i in r], "seed": [state["seed"][i] for i in r]}
 
     # the state tracks full prefixes so the toy model can condition on them
-    class Tracking(dict):
-        pass
-
-    state = Tracking(prefix=[[2] for _ in range(3 * k)], seed=[s for s in seeds for _ in range(k)])
+    state = {"prefix": [[2] for _ in range(3 * k)], "seed": [s for s in seeds for _ in range(k)]}
 
     def step_tracking(last, step, st):
         if step > 0:
