@@ -23,6 +23,15 @@ from pathlib import Path
 import pytest
 import torch
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # ------------------------------------------------------------------------------ official layout
 
 
@@ -365,3 +374,34 @@ def test_bad_files_give_clear_errors(tmp_path):
     torch.save({"model": {"w": torch.zeros(3)}, "cfg": {}}, notavh)
     with pytest.raises(TfgbenchError, match="not an AV-HuBERT seq2seq checkpoint"):
         load_avhubert_reader(notavh)
+
+
+def test_missing_tokenizer_is_a_clear_error_and_spm_fills_in(tmp_path):
+    """A checkpoint without target dictionary or embedded tokenizer needs the user's .model."""
+    import sentencepiece as spm
+
+    from tfgbench.errors import MissingResourceError
+    from tfgbench.readers.avhubert_reader import load_avhubert_reader
+
+    tiny_spm_proto(tmp_path)                                      # writes tmp_path / "spm.model" (30 pieces)
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
+    vocab = 4 + sum(not (sp.is_control(i) or sp.is_unknown(i)) for i in range(sp.get_piece_size()))
+    shapes = official_shapes(d=32, ffn=64, layers=1, dd=32, dffn=48, dlayers=1, vocab=vocab, widths=(8, 8, 8, 16),
+                             clusters=4, final_dim=16, conv_pos=8, groups=4)
+    path = tmp_path / "nodict.pt"
+    cfg = {"model": dict(BASE_MODEL_CFG, decoder_layers=1, decoder_embed_dim=32, decoder_ffn_embed_dim=48,
+                         decoder_attention_heads=2,
+                         w2v_args={"model": dict(BASE_W2V, encoder_layers=1, encoder_embed_dim=32,
+                                                 encoder_ffn_embed_dim=64, encoder_attention_heads=4,
+                                                 conv_pos=8, conv_pos_groups=4)})}
+    torch.save({"args": None, "cfg": cfg, "model": random_state(shapes, seed=5), "task_state": {}}, path,
+               pickle_protocol=2)
+    with pytest.raises(MissingResourceError, match="--spm") as e:
+        load_avhubert_reader(path)
+    assert "spm_unigram1000.model" in str(e.value)
+    reader = load_avhubert_reader(path, spm=tmp_path / "spm.model")
+    assert len(reader.codec.dictionary) == vocab
+    ids = reader.codec.encode("blue at f")
+    assert ids[-1] == reader.codec.dictionary.eos
+    assert reader.codec.decode(ids) == "blue at f"
+    assert isinstance(reader.transcribe([torch.randn(4, 40, 40)])[0], str)
