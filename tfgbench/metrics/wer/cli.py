@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmarks", metavar="FILE", help="(T, 68, 2) .npy face landmarks for wer/avhubert-roi")
     parser.add_argument("--mean-face", metavar="FILE", help="20words_mean_face.npy for wer/avhubert-roi")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true",
                         help="print JSON: {wer, edits, words, hypothesis, protocol}")
 
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from tfgbench.media.io import read_video
     from tfgbench.metrics.wer.scorer import WERScorer
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     meta = {}
     if args.mouth_box is not None:
         meta["mouth_box"] = _mouth_box(args.mouth_box)
