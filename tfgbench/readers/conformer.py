@@ -110,8 +110,8 @@ def preset(name: str) -> ConformerConfig:
     3072 units, 12 + 6 blocks, 5049 unigram pieces)."""
     if name == "tiny":  # input: the synthetic protocols' 44x44 mouth crops
         return ConformerConfig(frontend="avhubert-resnet", frontend_channels=(16, 16, 32, 64, 128),
-                               input_size=44, adim=96, aheads=4, eunits=384, elayers=4, dheads=4,
-                               dunits=384, dlayers=2, mean=0.421, std=0.165)
+                               input_size=44, adim=96, aheads=4, eunits=192, elayers=3, dheads=4,
+                               dunits=192, dlayers=2, mean=0.421, std=0.165)
     if name in ("observer", "paper", "talklip"):
         return ConformerConfig()
     if name == "auto-avsr":
@@ -427,4 +427,4 @@ class ConformerVSR(nn.Module):
                               label_smoothing=self.cfg.lsm_weight) / b
         a = self.cfg.mtlalpha
         acc = (logits.argmax(-1)[valid] == ys_out[valid]).float().mean()
-        return a * ctc + (1 - a) * att, {"ctc": float(ctc), "att": float(att), "acc": float(acc)}
+        return a * ctc + (1 - a) * att, {"ctc": ctc.item(), "att": att.item(), "acc": acc.item()}
