@@ -13,7 +13,7 @@ Datasets (entry points ``synthetic`` and ``synthetic-ood``)::
 ``root=None`` means ``$TFGBENCH_HOME/synthetic/<version>`` (default ``~/.cache/tfgbench``),
 generated on first use (all splits, a few minutes, progress bar, under a file lock with
 per-split atomic renames so concurrent processes never see a half-written split).
-``version`` is the corpus version, e.g. ``"synthetic-v1-s0"`` (generator version, seed, and a
+``version`` is the corpus version, e.g. ``"synthetic-v2-s0"`` (generator version, seed, and a
 hash of the sizes when they are not the defaults); it is part of every result's key.
 
 Default sizes (speakers x utterances): train 32 x 60, val 4 x 20, test 8 x 25, ood 4 x 25

@@ -125,10 +125,12 @@ def sample_identity(rng: np.random.Generator, pool: str = "main") -> Identity:
         bg_colours=(bg1, bg2))
 
 
-def sample_voice(rng: np.random.Generator, pool: str = "main") -> Voice:
+def sample_voice(rng: np.random.Generator, pool: str = "main", female: bool | None = None) -> Voice:
     """A random voice. Main pool: British ``en``, formant scales 88..112 %, no breathiness;
-    OOD pool: American ``en-us``, formant scales 80..88 % or 112..125 %, breathy or rough."""
-    female = bool(rng.random() < 0.5)
+    OOD pool: American ``en-us``, formant scales 80..88 % or 112..125 %, breathy or rough.
+    ``female`` picks the pitch and formant ranges (default: a coin toss)."""
+    toss = bool(rng.random() < 0.5)
+    female = toss if female is None else female
     if female:
         pitch_hz = (int(rng.integers(150, 190)), int(rng.integers(220, 280)))
     else:
@@ -149,6 +151,7 @@ def sample_voice(rng: np.random.Generator, pool: str = "main") -> Voice:
 
 
 def make_speaker(seed: int, index: int, speaker_id: str, pool: str) -> Speaker:
-    """Speaker ``index`` of the corpus drawn from ``seed`` (independent of the other speakers)."""
+    """Speaker ``index`` of the corpus drawn from ``seed`` (independent of the other speakers).
+    Odd indices get female voices, even ones male, so every split is balanced."""
     rng = np.random.default_rng([seed, 1, index])
-    return Speaker(speaker_id, pool, sample_identity(rng, pool), sample_voice(rng, pool))
+    return Speaker(speaker_id, pool, sample_identity(rng, pool), sample_voice(rng, pool, female=index % 2 == 1))

@@ -18,7 +18,11 @@ open/teeth/tongue/tuck, one for the shape group spread/round). Its dominance ove
 
     D_i(t) = alpha_i * exp(-(max(|t - c_i| - h_i, 0) / tau_i) ** 1.5)
 
-with ``tau_i = 35 ms``, or 20 ms for the quick, strongly dominant lip gestures (p b m f v),
+with ``tau_i = 60 ms`` before the segment (anticipation) and ``20 ms`` after it (carry-over),
+both scaled by 4/7 for the quick, strongly dominant lip gestures (p b m f v). Anticipation
+reaches further than carry-over, as in real speech, where the lips move towards a sound before
+it is heard; with symmetric reach the mouth lagged the sound energy by about 12 ms (v1),
+``tau = 60/20 ms`` centres the opening-energy cross-correlation on zero.
 
 and the trajectory is ``p(t) = sum_i D_i(t) v_i / sum_i D_i(t)``. Weakly dominant segments
 (t, d, k, h, schwa) take their shape from their neighbours (the "t" of "two" is rounded),
@@ -37,9 +41,9 @@ from tfgbench.data.synthetic.speech import Phone
 PARAMS = ("open", "spread", "round", "teeth", "tongue", "tuck")
 _OPEN_GROUP = np.array([1, 0, 0, 1, 1, 1], dtype=bool)
 STEP = 0.001  # trajectory resolution, s
-TAU = 0.035
-#: lip gestures are quick: strongly dominant labials reach less far (s)
-TAU_SHORT = {"p": 0.02, "b": 0.02, "m": 0.02, "f": 0.02, "v": 0.02}
+TAU_BEFORE, TAU_AFTER = 0.060, 0.020  # anticipatory and carry-over reach of a segment (s)
+#: lip gestures are quick: strongly dominant labials reach less far
+SHORT_REACH = {"p": 4 / 7, "b": 4 / 7, "m": 4 / 7, "f": 4 / 7, "v": 4 / 7}
 STOPS = {"p", "b", "t", "d", "k", "ɡ", "g", "tʃ", "dʒ"}
 BILABIAL = {"p", "b", "m"}
 
@@ -154,8 +158,10 @@ def trajectory(segments: list[tuple[str, float, float]], duration: float) -> np.
     rows = np.array([target(s) for s, _, _ in segments], dtype=np.float64)  # (S, 8)
     centre = np.array([(a + b) / 2 for _, a, b in segments])
     half = np.array([(b - a) / 2 for _, a, b in segments])
-    tau = np.array([TAU_SHORT.get(s, TAU) for s, _, _ in segments])
-    dist = np.maximum(np.abs(t[:, None] - centre[None]) - half[None], 0.0) / tau[None]
+    reach = np.array([SHORT_REACH.get(s, 1.0) for s, _, _ in segments])
+    offset = t[:, None] - centre[None]
+    tau = np.where(offset < 0, TAU_BEFORE, TAU_AFTER) * reach[None]
+    dist = np.maximum(np.abs(offset) - half[None], 0.0) / tau
     decay = np.exp(-dist ** 1.5)  # (N, S)
     out = np.empty((n, 6))
     for group, col in ((True, 6), (False, 7)):
