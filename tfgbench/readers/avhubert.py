@@ -392,9 +392,16 @@ class DecoderLayer(nn.Module):
             cache.append((k, v))
             return self.self_attn.attend(h, k, v, self_mask)
 
+        def encoder_attention(h: torch.Tensor) -> torch.Tensor:
+            # beam search keeps one copy of the encoder keys per utterance: the g beams of an
+            # utterance become g query rows of that utterance (cross-attention has no mask between them)
+            n, t, d = h.shape
+            b = enc_kv[0].shape[0]
+            out = self.encoder_attn.attend(h.reshape(b, (n // b) * t, d), enc_kv[0], enc_kv[1], enc_mask)
+            return out.reshape(n, t, d)
+
         x = self._block(x, self.self_attn_layer_norm, self_attention)
-        x = self._block(x, self.encoder_attn_layer_norm,
-                        lambda h: self.encoder_attn.attend(h, enc_kv[0], enc_kv[1], enc_mask))
+        x = self._block(x, self.encoder_attn_layer_norm, encoder_attention)
         x = self._block(x, self.final_layer_norm, lambda h: self.fc2(F.relu(self.fc1(h))))
         return x, cache[0]
 
@@ -434,7 +441,8 @@ class TransformerDecoder(nn.Module):
 
         Teacher forcing: ``cache=None``, causal mask, positions from the tokens (pads get the
         zero row). Incremental: ``tokens`` is the last token ``(N, 1)``, ``positions`` its
-        position, ``cache`` the earlier keys/values.
+        position, ``cache`` the earlier keys/values. ``enc_kv`` may hold ``B`` rows for ``N = g B``
+        token rows (``g`` consecutive rows per utterance: beam search), ``enc_padding`` then ``(B, S)``.
         """
         if positions is None:
             nonpad = tokens.ne(self.pad).long()

@@ -51,12 +51,18 @@ class DecodeSettings:
 
 
 class _DecoderState:
-    def __init__(self, enc_kv: list, enc_pad: torch.Tensor | None) -> None:
-        self.enc_kv, self.enc_pad, self.cache = enc_kv, enc_pad, None
+    """Beam-search state: encoder keys/values and padding once per live utterance, the
+    self-attention cache once per beam (``beam`` consecutive rows per utterance)."""
+
+    def __init__(self, enc_kv: list, enc_pad: torch.Tensor | None, beam: int) -> None:
+        self.enc_kv, self.enc_pad, self.cache, self.beam = enc_kv, enc_pad, None, beam
 
     def select(self, rows: torch.Tensor) -> _DecoderState:
-        self.enc_kv = [(k[rows], v[rows]) for k, v in self.enc_kv]
-        self.enc_pad = self.enc_pad[rows] if self.enc_pad is not None else None
+        utt = torch.div(rows.view(-1, self.beam)[:, 0], self.beam, rounding_mode="floor")
+        same = torch.arange(utt.numel(), device=utt.device)
+        if utt.numel() != self.enc_kv[0][0].shape[0] or not torch.equal(utt, same):
+            self.enc_kv = [(k[utt], v[utt]) for k, v in self.enc_kv]
+            self.enc_pad = self.enc_pad[utt] if self.enc_pad is not None else None
         if self.cache is not None:
             self.cache = [(k[rows], v[rows]) for k, v in self.cache]
         return self
@@ -107,8 +113,7 @@ class AVHubertReader(LipReader):
         model, d = self.model, self.decode
         enc = model.encoder(video, pad)
         k = min(d.beam, len(self.codec.dictionary) - 1)
-        rows = torch.arange(len(videos), device=self.device).repeat_interleave(k)
-        state = _DecoderState(model.decoder.encoder_kv(enc), pad).select(rows)
+        state = _DecoderState(model.decoder.encoder_kv(enc), pad, k)
         dic = self.codec.dictionary
         pad_idx = dic.pad
 
