@@ -71,15 +71,12 @@ def talklip_conformer(frames: np.ndarray, where: str = "clip") -> np.ndarray:
     return _normalise(r[:, lo:lo + CONFORMER_CROP, lo:lo + CONFORMER_CROP], CONFORMER_MEAN, CONFORMER_STD)
 
 
-def _cut_patch(img: np.ndarray, points: np.ndarray, half: int, where: str, threshold: int = 5) -> np.ndarray:
-    """align_mouth.py ``cut_patch``: a ``2 half`` square centred on the points' mean, moved
-    inside the image (error when it would leave by more than ``threshold`` pixels)."""
+def _cut_patch(img: np.ndarray, points: np.ndarray, half: int) -> np.ndarray:
+    """align_mouth.py ``cut_patch``: a ``2 half`` square centred on the points' mean, moved inside
+    the image. (The official code clamps the centre *before* its "too much bias" checks, so those
+    checks never fire: a mouth near the edge is silently clamped, as here.)"""
     cx, cy = points.mean(axis=0)
     h, w = img.shape[:2]
-    for c, limit, name in ((cy, h, "height"), (cx, w, "width")):
-        if c - half < -threshold or c + half > limit + threshold:
-            raise PreprocessError(f"{where}: the mouth is too close to the frame edge ({name}) for a "
-                                  f"{2 * half}x{2 * half} ROI")
     cy = min(max(cy, half), h - half)
     cx = min(max(cx, half), w - half)
     y0, x0 = int(round(cy) - half), int(round(cx) - half)
@@ -106,7 +103,7 @@ def mouth_rois(frames_gray: np.ndarray, landmarks: np.ndarray, mean_face: np.nda
             tform = tf.estimate_transform("similarity", smooth[stable], mean_face[stable])
         warped = tf.warp(frames_gray[i], inverse_map=tform.inverse, output_shape=(ROI_STD_SIZE, ROI_STD_SIZE))
         warped = (warped * 255).astype(np.uint8)
-        out.append(_cut_patch(warped, tform(landmarks[i])[48:68], ROI_SIZE // 2, where))
+        out.append(_cut_patch(warped, tform(landmarks[i])[48:68], ROI_SIZE // 2))
     return np.stack(out)
 
 
