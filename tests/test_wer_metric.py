@@ -208,3 +208,12 @@ def test_cli_json_with_a_tiny_reader(tmp_path, capsys):
     with pytest.raises(EmptyTranscriptError):
         _cli([str(video), "--text", " ", "--protocol", "wer/synthetic-avhubert", "--reader", str(reader_path),
               "--mouth-box", "10,10,50,50"])
+
+
+def test_metric_and_cli_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, tfgbench.metrics.wer, tfgbench.metrics.wer.cli, tfgbench.metrics.wer.protocols; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
