@@ -45,7 +45,7 @@ def build_reader(protocol: str, weights: str | Path | None = None, device: str =
                  spm: str | Path | None = None, batch_size: int | None = None) -> LipReader:
     """The reader a protocol pins (see module docstring). Raises MissingResourceError when a
     checkpoint or tokenizer is missing, naming where it was looked for and where it comes from."""
-    from tfgbench.paths import find_file
+    from tfgbench.paths import find_file, home
 
     cfg = CONFIGS[protocol]
     if cfg.reader == "avhubert":
@@ -61,6 +61,8 @@ def build_reader(protocol: str, weights: str | Path | None = None, device: str =
                              flag="--reader")
         if spm is None and os.environ.get("TFGBENCH_AVHUBERT_SPM"):
             spm = os.environ["TFGBENCH_AVHUBERT_SPM"]
+        if spm is None and (home() / "weights" / "spm_unigram1000.model").is_file():
+            spm = home() / "weights" / "spm_unigram1000.model"  # used only if the checkpoint has no dictionary
         return load_avhubert_reader(path, spm=spm, device=device, decode=DecodeSettings(beam=cfg.beam),
                                     batch_size=batch_size or 4)
     from tfgbench.readers import conformer_reader as cr
