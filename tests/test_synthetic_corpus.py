@@ -204,8 +204,12 @@ def test_first_use_generates_into_tfgbench_home_once(tmp_path, monkeypatch):
     assert ds.version == corpus_version(0) and not root.exists()  # version needs no generation
     assert ds.ids() == ["s01/u000"]
     manifest = root / "manifest.json"
+    assert json.loads(manifest.read_text())["splits"] == ["val"]  # only the split asked for
+    assert SyntheticOODDataset(progress=False).ids() == ["o00/u000"]  # adds its own split
+    assert sorted(json.loads(manifest.read_text())["splits"]) == ["ood", "val"]
     stamp = manifest.stat().st_mtime_ns
     assert SyntheticOODDataset(progress=False).ids() == ["o00/u000"]
+    assert SyntheticDataset(split="val", progress=False).ids() == ["s01/u000"]
     assert manifest.stat().st_mtime_ns == stamp  # not generated again
     # two processes asking for a fresh corpus at once: one generates, the other waits for it
     other = tmp_path / "home" / "synthetic" / "race"
