@@ -65,8 +65,9 @@ def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> N
     p.add_argument("--metrics", help="comma-separated metric families or protocols, e.g. psnr,ssim,lse/wav2lip "
                    "(default: psnr,ssim,lse,wer with the dataset's default protocols; those whose weights "
                    "are missing are skipped)")
-    p.add_argument("--weights", action="append", metavar="FAMILY=FILE",
-                   help="evaluator weights per metric family, e.g. lse=syncnet_v2.model (repeatable)")
+    p.add_argument("--weights", action="append", metavar="NAME=FILE",
+                   help="evaluator weights per metric family or protocol (repeatable), e.g. lse=syncnet_v2.model "
+                   "or wer/talklip-conformer=observer2.pth; a protocol's own entry wins over its family's")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
                    help=f"results database and video cache (default: {DEFAULT_WORKDIR}, or $TFGBENCH_WORKDIR)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")

@@ -92,7 +92,8 @@ def build_metrics(spec: RunSpec, dataset_cls: type[Dataset], log: Callable[[str]
     for family, protocol in resolve_protocols(spec.metrics, dataset_cls):
         cls = registry.load("metrics", family)
         try:
-            metrics.append(cls(protocol=protocol, device=spec.device, weights=spec.weights.get(family)))
+            weights = spec.weights.get(protocol or "") or spec.weights.get(family)  # a protocol's own file first
+            metrics.append(cls(protocol=protocol, device=spec.device, weights=weights))
         except MissingResourceError as e:
             if spec.metrics is not None:
                 raise
