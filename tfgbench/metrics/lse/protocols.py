@@ -37,8 +37,8 @@ from tfgbench.metrics.base import Measure, ProtocolSpec
 MEASURES = (
     Measure("lse_c", "LSE-C", higher_is_better=True),
     Measure("lse_d", "LSE-D", higher_is_better=False),
-    # the AV offset in frames; 0 is in sync (shown, not ranked: "lower is better" means |offset|)
-    Measure("offset", "Offset", higher_is_better=False, digits=2),
+    # the AV offset in frames: 0 is in sync and both signs are off, so it is shown but not ranked
+    Measure("offset", "Offset", higher_is_better=None, digits=2),
 )
 
 _COMMON = {
