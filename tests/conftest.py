@@ -14,6 +14,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op torch thread per test: the networks in tests are small, and on 2 shared cores two
+    threads ran them up to 20x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def face_frames(num_frames: int, size: int = 128, shift: int = 0) -> np.ndarray:
     """A real face (scikit-image's astronaut photograph) with a little horizontal motion."""
     import cv2

@@ -23,15 +23,6 @@ from pathlib import Path
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ------------------------------------------------------------------------------ official layout
 
 

@@ -20,15 +20,6 @@ from tfgbench.readers.avhubert import (
 from tfgbench.readers.beam_search import beam_search
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _copy_attn(ours, theirs: nn.MultiheadAttention) -> None:
     with torch.no_grad():
         theirs.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))

@@ -4,21 +4,11 @@ and the seq2seq training step on pre-computed features lowers its loss."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from tfgbench.readers.avhubert import AVHubertConfig, AVHubertSeq2Seq, ResEncoder
 from tfgbench.readers.pretrain import ClipSet, crop_batch, info_nce, pretrain_frontend
 from tfgbench.readers.tokenizer import Dictionary
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def toy_clips(n: int = 12, t: int = 16, seed: int = 0) -> ClipSet:

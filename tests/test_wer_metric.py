@@ -18,15 +18,6 @@ from tfgbench.metrics.wer import preprocess as pp
 from tfgbench.readers.base import LipReader
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def levenshtein(a: list[str], b: list[str]) -> int:
     d = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):

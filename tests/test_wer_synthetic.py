@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tfgbench.metrics.wer import WER
 from tfgbench.metrics.wer.scorer import SYNTHETIC_AVHUBERT
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine two threads run these small ops up to 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
