@@ -216,6 +216,23 @@ def pretrain_frontend(frontend: nn.Module, clips: ClipSet, *, feature_dim: int, 
             "final_match_acc": float(np.mean([h[1] for h in history[-10:]]))}
 
 
+def add_reader_training_arguments(parser: Any, out_default: Path, steps_help: str) -> None:
+    """The options both synthetic readers' training commands share (corpus, output, pre-training,
+    steps, crops, limits, seed, threads): one definition, so the two commands stay in step and keep
+    sharing the cached front-end pre-training."""
+    parser.add_argument("--root", help="synthetic corpus folder (default: $TFGBENCH_HOME/synthetic/<version>)")
+    parser.add_argument("--out", default=str(out_default), help="output safetensors (default: the shipped file)")
+    parser.add_argument("--pretrain-steps", type=int, default=150, help="front-end AV-sync pre-training steps "
+                        "(keep the default to share the cached pre-training between the two readers)")
+    parser.add_argument("--steps", type=int, default=1200, help=steps_help)
+    parser.add_argument("--crops", type=int, default=2, help="front-end crops per clip (1 = centre only)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training clips (smoke tests)")
+    parser.add_argument("--eval-limit", type=int, default=None, help="score only the first N test clips")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine 2 threads can be 10x slower)")
+
+
 def load_or_pretrain_frontend(clips: ClipSet, *, widths: tuple[int, ...] = (16, 32, 64, 128), steps: int = 150,
                               seed: int = 0, corpus: str = "", cache_dir: Path | None = None,
                               log: Callable[[str], None] = print) -> tuple[nn.Module, dict[str, Any]]:

@@ -32,7 +32,13 @@ import torch.nn.functional as F
 from tfgbench.metrics.wer.scorer import SYNTHETIC_AVHUBERT
 from tfgbench.readers.avhubert import AVHubertConfig, AVHubertSeq2Seq
 from tfgbench.readers.avhubert_reader import AVHubertReader, save_avhubert
-from tfgbench.readers.pretrain import ClipSet, crop_batch, load_clips, load_or_pretrain_frontend
+from tfgbench.readers.pretrain import (
+    ClipSet,
+    add_reader_training_arguments,
+    crop_batch,
+    load_clips,
+    load_or_pretrain_frontend,
+)
 from tfgbench.readers.tokenizer import Dictionary, TextCodec, WordTokenizer
 
 
@@ -159,16 +165,7 @@ def evaluate(reader: AVHubertReader, dataset, limit: int | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", help="synthetic corpus folder (default: $TFGBENCH_HOME/synthetic/<version>)")
-    p.add_argument("--out", default=str(SYNTHETIC_AVHUBERT), help="output safetensors (default: the shipped file)")
-    p.add_argument("--pretrain-steps", type=int, default=150, help="front-end AV-sync pre-training steps")
-    p.add_argument("--steps", type=int, default=1200, help="seq2seq training steps")
-    p.add_argument("--crops", type=int, default=2, help="front-end crops per clip (1 = centre only)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training clips (smoke tests)")
-    p.add_argument("--eval-limit", type=int, default=None, help="score only the first N test clips")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared 2-core machine 2 threads can be 10x slower)")
+    add_reader_training_arguments(p, SYNTHETIC_AVHUBERT, "seq2seq training steps")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tfgbench.data.synthetic import SyntheticDataset

@@ -33,6 +33,7 @@ import torch
 from tfgbench.readers.conformer import ConformerVSR, preset
 from tfgbench.readers.conformer_loader import checkpoint_config
 from tfgbench.readers.conformer_reader import SYNTHETIC_WEIGHTS, ConformerReader, encode_reference
+from tfgbench.readers.pretrain import add_reader_training_arguments
 
 RETRAIN = "python -m tfgbench.readers.train_synthetic_conformer"
 
@@ -140,19 +141,9 @@ def evaluate(reader: ConformerReader, dataset, limit: int | None = None) -> dict
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", help="synthetic corpus folder (default: $TFGBENCH_HOME/synthetic/<version>)")
-    p.add_argument("--out", default=str(SYNTHETIC_WEIGHTS), help="output safetensors (default: the shipped file)")
-    p.add_argument("--pretrain-steps", type=int, default=150, help="front-end AV-sync pre-training steps "
-                   "(keep the default to share the AV-HuBERT reader's cached pre-training)")
-    p.add_argument("--steps", type=int, default=1200, help="conformer training steps")
+    add_reader_training_arguments(p, SYNTHETIC_WEIGHTS, "conformer training steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--crops", type=int, default=2, help="front-end crops per clip (1 = centre only)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training clips (smoke tests)")
-    p.add_argument("--eval-limit", type=int, default=None, help="score only the first N test clips")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: two threads per process thrash on shared cores)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tfgbench.checkpoints import save_checkpoint
