@@ -39,3 +39,20 @@ def test_shipped_reader_reads_lips_not_grammar(test_clips):
     # chance with the grammar alone is ~0.81 (uniform slots); a frozen mouth carries no words
     assert static_wer > 0.6
     assert gt_wer < 0.45 and gt_wer < static_wer - 0.3
+
+
+def test_cli_takes_mouth_boxes_from_the_clip_alignment(test_clips, capsys):
+    """`tfgbench wer CLIP.mp4` on a synthetic clip finds its mouth boxes in CLIP.json."""
+    import argparse
+    import json
+
+    from tfgbench.metrics.wer import cli
+
+    sample = test_clips[0]
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([str(sample.path), "--text", sample.transcript, "--protocol",
+                              "wer/synthetic-avhubert", "--json"])
+    assert cli.run(args) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["words"] == 6 and row["edits"] <= 2
