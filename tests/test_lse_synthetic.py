@@ -65,3 +65,21 @@ def test_shipped_checkpoint_records_its_training_command():
     assert meta["command"].startswith("python -m tfgbench.metrics.lse.train_synthetic")
     assert meta["split"] == "train" and config["protocol"] == "lse/synthetic"
     assert SYNTHETIC_WEIGHTS.stat().st_size < 8 * 2 ** 20
+
+
+def test_scoring_a_synthetic_file_uses_the_boxes_beside_it(tmp_path):
+    """`tfgbench lse CLIP.mp4 --protocol lse/synthetic` takes the exact face boxes from CLIP.json,
+    so it agrees with scoring the loaded sample."""
+    from tfgbench.data.synthetic import SyntheticDataset
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
+    from tfgbench.metrics.lse import LSE
+
+    generate(tmp_path, splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, 1)}, workers=1, progress=False)
+    ds = SyntheticDataset(tmp_path, split="test")
+    sample = ds.load(ds.ids()[0])
+    metric = LSE("lse/synthetic")
+    from_file = metric.scorer.score_file(sample.path)
+    from_sample = metric.score(sample, sample.frames)
+    assert from_file.offset == from_sample["offset"].value
+    assert from_file.lse_c == pytest.approx(from_sample["lse_c"].value, abs=1e-4)
+    assert from_file.lse_d == pytest.approx(from_sample["lse_d"].value, abs=1e-4)

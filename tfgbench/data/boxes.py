@@ -61,3 +61,17 @@ def load_box_file(path: Path, num_frames: int) -> np.ndarray:
     if len(boxes) < num_frames:
         raise SampleError(f"{path}: {len(boxes)} face boxes for a video of {num_frames} frames")
     return boxes[:num_frames].astype(np.int64)
+
+
+def boxes_beside(video: str | Path, key: str) -> np.ndarray | None:
+    """Per-frame boxes ``(T, 4)`` stored under ``key`` (``"face_boxes"``, ``"mouth_boxes"``) in the
+    alignment JSON beside a synthetic-corpus clip (``<clip>.json``); ``None`` where there is none."""
+    import json
+
+    path = Path(video).with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        return np.asarray(json.loads(path.read_text())[key], dtype=np.int64).reshape(-1, 4)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SampleError(f"{path}: cannot read {key} from the clip's alignment file ({e})") from e

@@ -143,8 +143,13 @@ class SyncScorer:
         media = read_video(path, video=not self.config.jpeg, audio=True)
         if media.audio is None or media.audio.size == 0:
             raise MediaError(f"{where}: has no audio track; LSE needs the driving audio")
+        boxes = None
+        if self.config.crop == "boxes":  # a synthetic clip carries its exact face boxes beside it
+            from tfgbench.data.boxes import boxes_beside
+
+            boxes = boxes_beside(path, "face_boxes")
         if not self.config.jpeg:
-            return self.prepare(media.frames, media.audio, where=where)
+            return self.prepare(media.frames, media.audio, boxes, where=where)
         try:
             bgr = np.stack(list(decode_roundtrip(path, qscale=2 if self.config.crop == "tracks" else None)))
         except Exception as e:

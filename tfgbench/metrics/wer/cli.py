@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from tfgbench.metrics.wer.protocols import CONFIGS
 
@@ -61,22 +60,6 @@ def _mouth_box(text: str | None):
     return np.asarray(box)
 
 
-def _synthetic_mouth_boxes(video: str) -> dict:
-    """Per-frame mouth boxes from a synthetic clip's alignment JSON (``<clip>.json`` beside it)."""
-    import numpy as np
-
-    from tfgbench.errors import TfgbenchError
-
-    path = Path(video).with_suffix(".json")
-    if not path.is_file():
-        return {}
-    try:
-        boxes = np.asarray(json.loads(path.read_text())["mouth_boxes"], dtype=np.int64).reshape(-1, 4)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TfgbenchError(f"{path}: cannot read the mouth boxes of the synthetic clip ({e})") from e
-    return {"mouth_box": boxes}
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -92,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.mouth_box is not None:
         meta["mouth_box"] = _mouth_box(args.mouth_box)
     elif args.protocol.startswith("wer/synthetic"):
-        meta.update(_synthetic_mouth_boxes(args.video))
+        from tfgbench.data.boxes import boxes_beside
+
+        boxes = boxes_beside(args.video, "mouth_boxes")  # a synthetic clip's alignment JSON
+        if boxes is not None:
+            meta["mouth_box"] = boxes
     if args.landmarks is not None:
         try:
             meta["landmarks"] = np.load(args.landmarks, allow_pickle=False)
