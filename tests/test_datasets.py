@@ -26,7 +26,7 @@ def test_lrs2_layout_and_test_list(tmp_path):
     s = ds.load(ds.ids()[0])
     assert s.transcript == "HELLO THERE"
     assert s.frames.shape == (12, 128, 128, 3) and s.audio.dtype == np.float32
-    assert s.boxes.shape == (12, 4) and s.meta["boxes_source"] == "haar"
+    assert s.boxes.shape == (12, 4) and s.meta["boxes_source"] == "opencv-haar"
 
 
 def test_lrs3_layout_and_box_files(tmp_path):

@@ -3,9 +3,10 @@
 TalkLip scores PSNR/SSIM inside per-frame face boxes that its ``preparation/bbx_extract.py``
 stores as ``<id>.npy`` arrays ``(T, 4)`` of ``x1, y1, x2, y2`` (S3FD detections; a centred 96x96
 box where no face is found). Datasets read such files when they exist; otherwise boxes are
-detected here with OpenCV's bundled Haar cascade (an offline detector: S3FD weights cannot be
-downloaded here), the largest face per frame, with TalkLip's centred-96 fallback for frames
-without a face. Which source was used is recorded in ``sample.meta["boxes_source"]``.
+detected here: S3FD when the user provides ``sfd_face.pth`` (``$TFGBENCH_S3FD`` or
+``$TFGBENCH_HOME/weights/``; it cannot be downloaded here), otherwise OpenCV's bundled Haar cascade,
+the largest face, with TalkLip's centred-96 fallback. Which source was used is recorded in
+``sample.meta["boxes_source"]``.
 """
 
 from __future__ import annotations
@@ -24,29 +25,29 @@ def centre_box(height: int, width: int, size: int = 96) -> tuple[int, int, int, 
     return x, y, x + size, y + size
 
 
-def detect_face_boxes(frames: np.ndarray, every: int = 5) -> np.ndarray:
-    """``(T, 4)`` int face boxes: the largest Haar-cascade face on every ``every``-th frame (and the
-    last), linearly interpolated in between (as syncnet_python interpolates its tracks); frames
-    before the first or after the last detection hold the nearest one. A clip with no face at all
-    gets TalkLip's centred 96x96 box on every frame."""
-    import cv2
+def detect_face_boxes(frames: np.ndarray, every: int = 5, detector=None) -> np.ndarray:
+    """``(T, 4)`` int face boxes: the largest face that ``detector`` (default: S3FD when the user's
+    ``sfd_face.pth`` is found, else OpenCV's Haar cascade; see :func:`tfgbench.face.get_detector`)
+    finds on every ``every``-th frame (and the last), linearly interpolated in between (as
+    syncnet_python interpolates its tracks); frames before the first or after the last detection
+    hold the nearest one. A clip with no face at all gets TalkLip's centred 96x96 box on every frame."""
+    if detector is None:
+        from tfgbench.face import get_detector
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        detector = get_detector()
     height, width = frames.shape[1:3]
-    min_side = max(24, min(height, width) // 5)  # talking-head clips: the face is a large part of the frame
-    keys, found_boxes = [], []
-    for i in sorted(set(range(0, len(frames), every)) | {len(frames) - 1}):
-        gray = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
-        found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
-        if len(found):
-            x, y, w, h = max(found, key=lambda b: b[2] * b[3])
-            keys.append(i)
-            found_boxes.append((x, y, x + w, y + h))
-    if not keys:
+    keys = sorted(set(range(0, len(frames), every)) | {len(frames) - 1})
+    found_keys, found_boxes = [], []
+    for key, dets in zip(keys, detector.detect(frames[keys])):
+        if len(dets):
+            areas = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
+            found_keys.append(key)
+            found_boxes.append(dets[int(np.argmax(areas)), :4])
+    if not found_keys:
         return np.tile(np.array(centre_box(height, width), dtype=np.int64), (len(frames), 1))
     known = np.asarray(found_boxes, dtype=np.float64)
     t = np.arange(len(frames))
-    boxes = np.stack([np.interp(t, keys, known[:, j]) for j in range(4)], axis=1)
+    boxes = np.stack([np.interp(t, found_keys, known[:, j]) for j in range(4)], axis=1)
     return np.rint(boxes).astype(np.int64)
 
 

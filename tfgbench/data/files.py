@@ -73,6 +73,14 @@ class FileDataset(Dataset):
                 candidates.append(Path(os.environ[env]) / f"{sample_id}.npy")
         return next((p for p in candidates if p.is_file()), None)
 
+    def _face_detector(self):
+        """S3FD with the user's weights, else Haar (see :func:`tfgbench.face.get_detector`), built once."""
+        if getattr(self, "_detector", None) is None:
+            from tfgbench.face import get_detector
+
+            self._detector = get_detector()
+        return self._detector
+
     def load(self, sample_id: str) -> Sample:
         path = self.video_path(sample_id)
         if not path.is_file():
@@ -86,7 +94,8 @@ class FileDataset(Dataset):
         if box_file is not None:
             boxes, source = load_box_file(box_file, len(media.frames)), str(box_file)
         else:
-            boxes, source = detect_face_boxes(media.frames), "haar"
+            detector = self._face_detector()
+            boxes, source = detect_face_boxes(media.frames, detector=detector), detector.name
         sample = Sample(id=sample_id, frames=media.frames, audio=media.audio,
                         transcript=read_transcript(path.with_suffix(".txt")), boxes=boxes, path=path,
                         meta={"boxes_source": source, "source_fps": media.source_fps,
