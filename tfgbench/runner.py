@@ -198,6 +198,7 @@ def _init_process(spec: RunSpec, threads: int) -> None:
     dataset = build_dataset(spec)
     model = build_model(spec)
     metrics = build_metrics(spec, type(dataset), log=lambda _: None)
+    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
     cache = _cache(spec, dataset, model)
     _WORKER = (dataset, SampleWorker(model, metrics, cache))
 
@@ -230,6 +231,7 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
     external = model is not None
     model = model or build_model(spec)
     metrics = build_metrics(spec, type(dataset), log)
+    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
     model_name = getattr(model, "label", model.name)
     mkey = ModelKey(model_name, model.info.checkpoint_sha256, model.settings_hash())
     all_ids = dataset.ids()

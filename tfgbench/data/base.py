@@ -22,6 +22,9 @@ class Dataset(ABC):
     splits: ClassVar[tuple[str, ...]] = ("test",)
     #: protocol(s) a bare metric family means on this dataset, e.g. {"lse": "lse/wav2lip"}
     default_protocols: ClassVar[dict[str, str | tuple[str, ...]]] = {}
+    #: whether :meth:`load` must provide face boxes; the runner clears it when no protocol needs
+    #: them, so datasets that detect faces can skip the work
+    need_boxes: bool = True
 
     def __init__(self, root: str | Path | None = None, split: str = "test") -> None:
         if split not in self.splits:

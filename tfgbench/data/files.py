@@ -91,7 +91,9 @@ class FileDataset(Dataset):
         if media.audio.size == 0:
             raise MediaError(f"{path}: the audio track is empty")
         box_file = self._box_file(sample_id)
-        if box_file is not None:
+        if not self.need_boxes:
+            boxes, source = None, "not needed"
+        elif box_file is not None:
             boxes, source = load_box_file(box_file, len(media.frames)), str(box_file)
         else:
             detector = self._face_detector()
