@@ -24,15 +24,6 @@ from tfgbench.readers.conformer_reader import (
     teacher_forced_hypothesis,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # two torch threads per process thrash on the shared 2-core machines
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # ---------------------------------------------------------------- official key/shape layouts,
 # written out from ESPnet 0.10.6 / deep_avsr / auto_avsr module definitions (not from our model).
 

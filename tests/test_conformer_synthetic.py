@@ -12,15 +12,6 @@ import torch
 from tfgbench.data.sample import SAMPLES_PER_FRAME, Sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # two torch threads per process thrash on the shared 2-core machines
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def wers():
     from tfgbench.data.synthetic.clip import make_clip

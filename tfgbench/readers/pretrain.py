@@ -233,6 +233,19 @@ def add_reader_training_arguments(parser: Any, out_default: Path, steps_help: st
                         help="torch CPU threads (default 1: on a shared 2-core machine 2 threads can be 10x slower)")
 
 
+def training_setup(args: Any) -> tuple[Any, ClipSet, nn.Module, dict]:
+    """What both synthetic readers' training commands start with, from their shared options: the
+    train split, its clips, and the (cached) AV-sync pre-trained front end with its statistics."""
+    from tfgbench.data.synthetic import SyntheticDataset
+
+    torch.set_num_threads(args.threads)
+    train = SyntheticDataset(args.root, split="train")
+    clips = load_clips(train, limit=args.limit)
+    frontend, stats = load_or_pretrain_frontend(clips, steps=args.pretrain_steps, seed=args.seed,
+                                                corpus=train.version)
+    return train, clips, frontend, stats
+
+
 def load_or_pretrain_frontend(clips: ClipSet, *, widths: tuple[int, ...] = (16, 32, 64, 128), steps: int = 150,
                               seed: int = 0, corpus: str = "", cache_dir: Path | None = None,
                               log: Callable[[str], None] = print) -> tuple[nn.Module, dict[str, Any]]:

@@ -36,8 +36,7 @@ from tfgbench.readers.pretrain import (
     ClipSet,
     add_reader_training_arguments,
     crop_batch,
-    load_clips,
-    load_or_pretrain_frontend,
+    training_setup,
 )
 from tfgbench.readers.tokenizer import Dictionary, TextCodec, WordTokenizer
 
@@ -167,15 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_reader_training_arguments(p, SYNTHETIC_AVHUBERT, "seq2seq training steps")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from tfgbench.data.synthetic import SyntheticDataset
     from tfgbench.data.synthetic.grammar import VOCABULARY
 
     t0 = time.time()
-    train = SyntheticDataset(args.root, split="train")
-    clips = load_clips(train, limit=args.limit)
-    frontend, pre_stats = load_or_pretrain_frontend(clips, steps=args.pretrain_steps, seed=args.seed,
-                                                    corpus=train.version)
+    train, clips, frontend, pre_stats = training_setup(args)
     dictionary = Dictionary.from_pieces(VOCABULARY)
     codec = TextCodec(dictionary, WordTokenizer())
     torch.manual_seed(args.seed)
@@ -187,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     train_stats = train_seq2seq(model, feats, targets, dictionary, steps=args.steps, seed=args.seed)
     model.cfg.dropout = 0.0
     reader = AVHubertReader(model, codec, sha256="training")
-    test_stats = evaluate(reader, SyntheticDataset(args.root, split="test"), args.eval_limit)
+    test_stats = evaluate(reader, type(train)(args.root, split="test"), args.eval_limit)
     print(f"test split: ground-truth WER {test_stats['ground-truth_wer']:.3f}, "
           f"static-frame WER {test_stats['static-frame_wer']:.3f}")
     given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))

@@ -33,7 +33,7 @@ import torch
 from tfgbench.readers.conformer import ConformerVSR, preset
 from tfgbench.readers.conformer_loader import checkpoint_config
 from tfgbench.readers.conformer_reader import SYNTHETIC_WEIGHTS, ConformerReader, encode_reference
-from tfgbench.readers.pretrain import add_reader_training_arguments
+from tfgbench.readers.pretrain import add_reader_training_arguments, training_setup
 
 RETRAIN = "python -m tfgbench.readers.train_synthetic_conformer"
 
@@ -145,16 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     from tfgbench.checkpoints import save_checkpoint
-    from tfgbench.data.synthetic import SyntheticDataset
-    from tfgbench.readers.pretrain import load_clips, load_or_pretrain_frontend
 
     t0 = time.time()
-    train = SyntheticDataset(args.root, split="train")
-    clips = load_clips(train, limit=args.limit)
-    frontend, pre_stats = load_or_pretrain_frontend(clips, steps=args.pretrain_steps, seed=args.seed,
-                                                    corpus=train.version)
+    train, clips, frontend, pre_stats = training_setup(args)
     torch.manual_seed(args.seed)
     cfg = preset("tiny")
     model = ConformerVSR(cfg)
@@ -164,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     train_stats = train_conformer(model, feats, targets, steps=args.steps, batch_size=args.batch_size,
                                   lr=args.lr, seed=args.seed)
     reader = ConformerReader(model, sha256="training")
-    test_stats = evaluate(reader, SyntheticDataset(args.root, split="test"), args.eval_limit)
+    test_stats = evaluate(reader, type(train)(args.root, split="test"), args.eval_limit)
     print(f"test split (per-utterance mean, teacher forced): ground-truth WER {test_stats['ground-truth_wer']:.3f}, "
           f"static-frame WER {test_stats['static-frame_wer']:.3f}")
     given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
