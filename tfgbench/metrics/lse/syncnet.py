@@ -190,7 +190,7 @@ class SyncNetS(nn.Module):
             x = x.permute(0, 4, 1, 2, 3).reshape(stop - start, -1, clip.shape[2], clip.shape[3])
             x = x.contiguous(memory_format=torch.channels_last)
             for w, b, stride, padding, pool in self._fused:
-                x = F.relu(F.conv2d(x, w, b, stride, padding))
+                x = F.relu(F.conv2d(x, w, b, stride, padding), inplace=True)  # no extra buffer per layer
                 if pool is not None:
                     x = F.max_pool2d(x, *pool)
             outs.append(self._head(self.netfclip, x))
