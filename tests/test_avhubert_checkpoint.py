@@ -172,6 +172,15 @@ FAKES = {("fairseq.data.dictionary", "Dictionary"): FakeDictionary,
          ("omegaconf.base", "ContainerMetadata"): FakeMeta}
 
 
+def _restore_modules(saved: dict) -> None:
+    """Put back the sys.modules entries a test replaced (removing those that did not exist)."""
+    for m, old in saved.items():
+        if old is None:
+            sys.modules.pop(m, None)
+        else:
+            sys.modules[m] = old
+
+
 @contextmanager
 def fairseq_names():
     """Register the stand-ins under the real module/class names while pickling."""
@@ -189,11 +198,7 @@ def fairseq_names():
         # FakeMeta is pickled under one name; Metadata leaves reuse it
         yield
     finally:
-        for m, old in saved.items():
-            if old is None:
-                sys.modules.pop(m, None)
-            else:
-                sys.modules[m] = old
+        _restore_modules(saved)
 
 
 def tiny_spm_proto(tmp_path: Path) -> bytes:
@@ -248,11 +253,7 @@ def no_fairseq_no_omegaconf():
             import omegaconf  # noqa: F401
         yield
     finally:
-        for m, old in saved.items():
-            if old is None:
-                sys.modules.pop(m, None)
-            else:
-                sys.modules[m] = old
+        _restore_modules(saved)
 
 
 # ------------------------------------------------------------------------------ tests

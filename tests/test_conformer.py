@@ -9,6 +9,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from conftest import levenshtein
 
 from tfgbench.errors import MissingResourceError, TfgbenchError
 from tfgbench.readers.conformer import ConformerVSR, RelPositionMultiHeadedAttention, preset
@@ -299,16 +300,7 @@ def _official_wer(pred, trgt, space=1):
     pw = [pw[0].tobytes()] + [w[1:].tobytes() for w in pw[1:] if len(w[1:]) != 0]
     tw = np.split(trgt, np.where(trgt == space)[0])
     tw = [tw[0].tobytes()] + [w[1:].tobytes() for w in tw[1:]]
-    return _lev(pw, tw) / len(tw)
-
-
-def _lev(a, b):
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
+    return levenshtein(pw, tw) / len(tw)
 
 
 def test_hypothesis_text_reproduces_the_official_word_split():

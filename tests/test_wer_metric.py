@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import levenshtein
 
 from tfgbench.data.sample import Sample
 from tfgbench.errors import MissingResourceError, SampleError, TfgbenchError
@@ -16,15 +17,6 @@ from tfgbench.metrics.base import aggregate
 from tfgbench.metrics.wer import WER, EmptyTranscriptError, normalize_text, word_errors
 from tfgbench.metrics.wer import preprocess as pp
 from tfgbench.readers.base import LipReader
-
-
-def levenshtein(a: list[str], b: list[str]) -> int:
-    d = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, d[0] = d[0], i
-        for j, y in enumerate(b, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (x != y))
-    return d[-1]
 
 
 def test_word_errors_match_independent_levenshtein():
