@@ -50,7 +50,7 @@ def _name(src: Source) -> str:
     return str(src) if isinstance(src, (str, Path)) else "<in-memory video>"
 
 
-def _open(src: Source):
+def _open(src: Source, name: str):
     import av
 
     if isinstance(src, (bytes, bytearray)):
@@ -61,7 +61,7 @@ def _open(src: Source):
     try:
         return av.open(src if not isinstance(src, Path) else str(src))
     except av.FFmpegError as e:
-        raise MediaError(f"{_name(src)}: cannot be opened as a video ({e})") from e
+        raise MediaError(f"{name}: cannot be opened as a video ({e})") from e
 
 
 def _planar_float(frame) -> np.ndarray:
@@ -74,20 +74,20 @@ def _planar_float(frame) -> np.ndarray:
     return data.astype(np.float32)
 
 
-def read_video(src: Source, *, video: bool = True, audio: bool = True) -> Media:
+def read_video(src: Source, *, video: bool = True, audio: bool = True, name: str | None = None) -> Media:
     """Decode a video file (path, bytes or file object) to the sample contract.
 
     Frame rate and sample rate are converted by the rule in :mod:`tfgbench.media.resample`.
-    Raises :class:`MediaError` naming the file for a corrupt or unreadable file or a video
-    stream without frames.
+    Raises :class:`MediaError` naming the file (``name`` for bytes read elsewhere) for a corrupt or
+    unreadable file or a video stream without frames.
     """
     import av
 
-    name = _name(src)
+    name = name or _name(src)
     frames = samples = None
     source_fps = source_rate = None
     try:
-        with _open(src) as container:
+        with _open(src, name) as container:
             v_stream = container.streams.video[0] if container.streams.video and video else None
             a_stream = container.streams.audio[0] if container.streams.audio and audio else None
             if video and v_stream is None:

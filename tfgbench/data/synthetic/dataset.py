@@ -116,7 +116,7 @@ class _SyntheticBase(Dataset):
         if self.verify and _sha(data) != entry["files"]["mp4"]:
             raise MediaError(f"{mp4}: the video does not match the manifest (changed or corrupt)")
         align = self.alignment(sample_id)
-        media = read_video(mp4)
+        media = read_video(data, name=str(mp4))  # bytes already read for the checksum: no second read
         if media.audio is None or media.audio.size == 0:
             raise MediaError(f"{mp4}: the audio track is missing or empty")
         frames, audio = media.frames, media.audio
