@@ -66,3 +66,23 @@ def test_mouth_rois_from_faces_match_the_synthetic_protocol_crop():
     crops.requires_grad_(True)
     mouth_rois_from_faces(crops, torch.from_numpy(mouth_in_face(mouth, face))).sum().backward()
     assert crops.grad.abs().sum() > 0
+
+
+def test_mouth_rois_take_the_real_frame_where_the_mouth_leaves_the_face_box():
+    from tfgbench.data.faceclips import mouth_rois_from_faces
+    from tfgbench.metrics.wer.preprocess import synthetic_mouth_clips, synthetic_mouth_rois
+
+    frames = _image(t=2)
+    face = np.array([[16, 8, 88, 56]] * 2)                   # the mouth box reaches 10 px below the face
+    mouth = np.array([[40, 36, 76, 66], [44, 40, 80, 66]])
+    reference = synthetic_mouth_clips(frames, mouth)
+    crops = torch.from_numpy(crop_faces(frames, face, 96)).permute(0, 3, 1, 2).float() / 255
+    rel = torch.from_numpy(mouth_in_face(mouth, face))
+    real = torch.from_numpy(synthetic_mouth_rois(frames, mouth))
+    pasted = mouth_rois_from_faces(crops, rel, real).numpy()
+    border = mouth_rois_from_faces(crops, rel).numpy()
+    assert np.abs(pasted - reference).mean() < 0.05 * reference.std()
+    assert np.abs(border - reference).mean() > 3 * np.abs(pasted - reference).mean()
+    # generated pixels still drive the inside part: a black face darkens the top of the ROI only
+    dark = mouth_rois_from_faces(torch.zeros_like(crops), rel, real).numpy()
+    assert np.allclose(dark[:, 0], (0 - 0.421) / 0.165) and np.allclose(dark[:, -1], pasted[:, -1])

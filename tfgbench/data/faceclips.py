@@ -9,7 +9,8 @@ views into it::
     clips = load_face_clips(SyntheticDataset(split="train"), size=96)
     clips.faces[i]    # (T, 96, 96, 3) uint8 RGB, the face box resized (tfgbench.face.crops.crop_faces)
     clips.audio[i]    # (N,) float32, 16 kHz
-    clips.mouth[i]    # (T, 4) float32 mouth box in face-crop coordinates [0, 1], or None
+    clips.mouth[i]    # (T, 4) float32 mouth box in face-crop coordinates (may leave [0, 1]), or None
+    clips.rois[i]     # (T, 48, 48) uint8 gray mouth ROIs of the real frames (the wer/synthetic-* crop), or None
     clips.boxes[i]    # (T, 4) int face boxes in the frame
     clips.texts[i]    # transcript
 
@@ -33,7 +34,7 @@ from tfgbench.errors import SampleError
 #: mouth ROI convention of the ``wer/synthetic-*`` protocols (tfgbench.metrics.wer.preprocess)
 ROI_SIZE, ROI_CROP = 48, 44
 ROI_MEAN, ROI_STD = 0.421, 0.165
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -44,6 +45,7 @@ class FaceClips:
     faces: list[np.ndarray]
     audio: list[np.ndarray]
     mouth: list[np.ndarray | None]
+    rois: list[np.ndarray | None]
     boxes: list[np.ndarray]
     texts: list[str]
     size: int
@@ -63,8 +65,9 @@ def _build(dataset: Any, ids: list[str], size: int, folder: Path, progress: bool
     from tqdm import tqdm
 
     from tfgbench.face.crops import crop_faces, mouth_in_face
+    from tfgbench.metrics.wer.preprocess import synthetic_mouth_rois
 
-    faces, audio, boxes, mouth, texts, lengths = [], [], [], [], [], []
+    faces, audio, boxes, mouth, rois, texts, lengths = [], [], [], [], [], [], []
     for sid in tqdm(ids, desc=f"cropping faces ({dataset.split})", disable=not progress):
         s = dataset.load(sid)
         if s.boxes is None:
@@ -75,13 +78,16 @@ def _build(dataset: Any, ids: list[str], size: int, folder: Path, progress: bool
         boxes.append(np.asarray(s.boxes, np.int32))
         mb = s.meta.get("mouth_box")
         mouth.append(mouth_in_face(mb, s.boxes) if mb is not None else np.full((s.num_frames, 4), np.nan, np.float32))
+        rois.append(synthetic_mouth_rois(s.frames, mb, s.where()) if mb is not None
+                    else np.zeros((s.num_frames, ROI_SIZE, ROI_SIZE), np.uint8))
         texts.append(s.transcript or "")
         lengths.append(s.num_frames)
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "faces.npy", np.concatenate(faces))
     np.savez(tmp / "index.npz", lengths=np.array(lengths), audio_lengths=np.array([len(a) for a in audio]),
-             audio=np.concatenate(audio), boxes=np.concatenate(boxes), mouth=np.concatenate(mouth))
+             audio=np.concatenate(audio), boxes=np.concatenate(boxes), mouth=np.concatenate(mouth),
+             rois=np.concatenate(rois))
     (tmp / "meta.json").write_text(json.dumps({"ids": ids, "texts": texts, "size": size}))
     tmp.rename(folder)
 
@@ -103,31 +109,37 @@ def load_face_clips(dataset: Any, size: int = 96, limit: int | None = None, prog
     faces = np.load(folder / "faces.npy", mmap_mode="r")
     cut = np.cumsum(index["lengths"])[:-1]
     mouth = [None if np.isnan(m).any() else m for m in np.split(index["mouth"], cut)]
-    return FaceClips(ids=meta["ids"], faces=np.split(faces, cut), texts=meta["texts"], size=meta["size"],
+    rois = [r if m is not None else None for r, m in zip(np.split(index["rois"], cut), mouth)]
+    return FaceClips(ids=meta["ids"], faces=np.split(faces, cut), texts=meta["texts"], size=meta["size"], rois=rois,
                      audio=np.split(index["audio"], np.cumsum(index["audio_lengths"])[:-1]),
                      boxes=np.split(index["boxes"], cut), mouth=mouth)
 
 
-def mouth_rois_from_faces(faces: Any, mouth: Any) -> Any:
-    """The lip experts' input from face crops, differentiably.
+def mouth_rois_from_faces(faces: Any, mouth: Any, real: Any | None = None) -> Any:
+    """The lip experts' input for generated (or real) face crops, differentiably: the generated
+    face pasted back into the frame, then the ``wer/synthetic-*`` mouth crop.
 
     Args:
-        faces: ``(N, 3, S, S)`` float RGB in [0, 1] (real or generated crops).
-        mouth: ``(N, 4)`` mouth boxes in face-crop coordinates [0, 1] (:func:`tfgbench.face.crops.
-            mouth_in_face`).
+        faces: ``(N, 3, S, S)`` float RGB in [0, 1].
+        mouth: ``(N, 4)`` mouth boxes in face-crop coordinates (:func:`tfgbench.face.crops.
+            mouth_in_face`; the mouth box may reach below the face box).
+        real: ``(N, 48, 48)`` uint8 or float (0-255) mouth ROIs of the real frames
+            (:attr:`FaceClips.rois`). Where the mouth box leaves the face box, the pasted-back frame
+            shows the real frame, so those ROI pixels come from ``real``; without it the crop's
+            border is repeated there.
 
     Returns:
-        ``(N, 44, 44)``: gray ``0.299 R + 0.587 G + 0.114 B``, the mouth box bilinearly resampled
-        to 48x48 (pixel centres, ``grid_sample``), the centre 44x44, ``(x - 0.421) / 0.165``: the
-        ``wer/synthetic-*`` protocols' convention (which resizes with cv2 INTER_AREA from the full
-        frame; the two agree to within resampling differences).
+        ``(N, 44, 44)``: gray ``0.299 R + 0.587 G + 0.114 B`` sampled bilinearly at the 48x48 pixel
+        centres of the mouth box (``grid_sample``), the centre 44x44, ``(x - 0.421) / 0.165``: the
+        protocols' convention (which resizes with cv2 INTER_AREA from the full frame; the two agree
+        to within resampling differences).
     """
     import torch
     import torch.nn.functional as F
 
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=faces.dtype, device=faces.device)
     gray = (faces * weights[None, :, None, None]).sum(1, keepdim=True)
-    m = mouth.to(faces.dtype)
+    m = mouth.to(device=faces.device, dtype=faces.dtype)
     theta = torch.zeros(len(m), 2, 3, dtype=faces.dtype, device=faces.device)
     theta[:, 0, 0] = m[:, 2] - m[:, 0]
     theta[:, 0, 2] = m[:, 0] + m[:, 2] - 1
@@ -135,6 +147,9 @@ def mouth_rois_from_faces(faces: Any, mouth: Any) -> Any:
     theta[:, 1, 2] = m[:, 1] + m[:, 3] - 1
     grid = F.affine_grid(theta, [len(m), 1, ROI_SIZE, ROI_SIZE], align_corners=False)
     roi = F.grid_sample(gray, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+    if real is not None:
+        inside = (grid.abs() <= 1).all(-1)                       # ROI pixels that fall in the face box
+        roi = torch.where(inside, roi, real.to(device=faces.device, dtype=faces.dtype) / 255.0)
     off = (ROI_SIZE - ROI_CROP) // 2
     roi = roi[:, off:off + ROI_CROP, off:off + ROI_CROP]
     return (roi - ROI_MEAN) / ROI_STD
