@@ -129,3 +129,29 @@ def test_worker_processes_store_the_same_rows(tmp_path, face_folder):
         con = sqlite3.connect(tmp_path / f"w{jobs}" / "results.sqlite")
         values.append(con.execute("SELECT sample_id, protocol, value FROM results ORDER BY 1, 2").fetchall())
     assert values[0] == values[1] and len(values[0]) == 4
+
+
+def test_synthetic_trained_weights_on_real_faces_get_a_warning(tmp_path, face_folder):
+    from tfgbench.model import ModelInfo, TalkingFaceModel
+    from tfgbench.runner import RunSpec, run
+
+    class Toy(TalkingFaceModel):
+        name = "toy"
+        cache_outputs = False
+
+        def __init__(self, trained_on: str) -> None:
+            super().__init__("cpu", None, trained_on=trained_on)
+
+        @property
+        def info(self) -> ModelInfo:
+            return ModelInfo(training_data=self.settings["trained_on"])
+
+        def generate(self, sample):
+            return sample.frames.copy()
+
+    for trained_on, warned in (("synthetic corpus train split", True), ("LRS2 train", False)):
+        lines: list[str] = []
+        spec = RunSpec(model="toy", dataset="folder", data_root=str(face_folder), metrics=["psnr"],
+                       workdir=str(tmp_path / trained_on.split()[0]))
+        run(spec, model=Toy(trained_on), progress=False, log=lines.append)
+        assert any("trained on synthetic corpus" in line and "'folder'" in line for line in lines) == warned

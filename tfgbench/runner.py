@@ -108,6 +108,17 @@ def build_model(spec: RunSpec) -> TalkingFaceModel:
     return cls(device=spec.device, checkpoint=spec.checkpoint, **spec.model_args)
 
 
+def synthetic_weights_warning(model: TalkingFaceModel, dataset_name: str) -> str | None:
+    """A warning when weights trained on the synthetic corpus (``ModelInfo.training_data`` says
+    so) generate a dataset of real faces: their scores there measure the domain gap, not the method."""
+    trained_on = model.info.training_data
+    if "synthetic" in trained_on.lower() and not dataset_name.startswith("synthetic"):
+        return (f"warning: model {model.name!r} runs weights trained on {trained_on} (procedural 2D faces) on "
+                f"{dataset_name!r}; its scores there do not represent the method. Pass --checkpoint FILE with "
+                "weights trained on real video (e.g. the official release) to benchmark it on real faces.")
+    return None
+
+
 def build_dataset(spec: RunSpec) -> Dataset:
     return registry.load("datasets", spec.dataset)(root=spec.data_root, split=spec.split)
 
@@ -230,6 +241,9 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
     dataset = build_dataset(spec)
     external = model is not None
     model = model or build_model(spec)
+    warning = synthetic_weights_warning(model, dataset.name)
+    if warning:
+        log(warning)
     metrics = build_metrics(spec, type(dataset), log)
     dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
     model_name = getattr(model, "label", model.name)
