@@ -35,6 +35,9 @@ from tfgbench.readers.tokenizer import (
     sentencepiece_from_task_state,
 )
 
+#: AV-SyncNet (synctalklip) stores its alignment head in the reader's file under this prefix; the
+#: reader ignores those keys, so an AV-SyncNet file scores as a plain AV-HuBERT reader.
+AVSYNC_PREFIX = "avsync."
 PRETRAIN_ONLY = ("encoder.w2v_model.label_embs_concat", "encoder.w2v_model.final_proj.",
                  "encoder.w2v_model.target_glu.")
 
@@ -256,6 +259,7 @@ def load_safetensors_avhubert(path: str | Path) -> tuple[AVHubertSeq2Seq, TextCo
         raise TfgbenchError(f"{path}: not an AV-HuBERT reader checkpoint (no dictionary in its metadata)")
     cfg = AVHubertConfig.from_dict(config)
     model = AVHubertSeq2Seq(cfg)
+    state = {k: v for k, v in state.items() if not k.startswith(AVSYNC_PREFIX)}
     load_state_strict(model, state, str(path))
     return model, TextCodec(Dictionary(meta["symbols"]), WordTokenizer()), cfg
 
