@@ -55,6 +55,7 @@ def kmeans_targets(frames: list[np.ndarray], k: int, sample: int, seed: int) -> 
     data = (data - mean) / std
     rng = np.random.default_rng(seed)
     fit = data[rng.choice(len(data), size=min(sample, len(data)), replace=False)]
+    k = min(k, len(fit))                 # a tiny smoke-test corpus may have fewer frames than clusters
     centroids, _ = kmeans2(fit, k, iter=20, minit="++", seed=seed)
     labels, _ = vq(data, centroids)
     cut = np.cumsum([len(f) for f in frames])[:-1]
