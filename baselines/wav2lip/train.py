@@ -69,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def training_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """``(train ClipBank, val ClipBank, dataset version)``. Datasets without a val split hold out
-    the last ``--val-clips`` training clips."""
+    """``(train ClipBank, val ClipBank, dataset version)``: ``--val-clips`` clips evenly spaced over
+    the val split; datasets without one hold out the last ``--val-clips`` training clips."""
     from baselines.wav2lip.batches import ClipBank
     from tfgbench import registry
     from tfgbench.data.faceclips import load_face_clips
@@ -79,8 +79,10 @@ def training_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
     train_ds = cls(root=args.data_root, split=TRAIN_SPLIT[args.dataset])
     clips = load_face_clips(train_ds, size=96, limit=args.limit)
     if "val" in cls.splits:
-        val = load_face_clips(cls(root=args.data_root, split="val"), size=96, limit=args.val_clips)
-        train_bank, val_bank = ClipBank.from_face_clips(clips), ClipBank.from_face_clips(val)
+        val = load_face_clips(cls(root=args.data_root, split="val"), size=96)
+        # evenly spaced, so that every validation speaker is seen
+        picked = np.linspace(0, len(val) - 1, min(args.val_clips, len(val))).round().astype(int).tolist()
+        train_bank, val_bank = ClipBank.from_face_clips(clips), ClipBank.from_face_clips(val, picked)
     else:
         n = len(clips) - args.val_clips
         train_bank = ClipBank.from_face_clips(clips, list(range(n)))
