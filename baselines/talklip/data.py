@@ -105,6 +105,7 @@ class TrainingClips:
     mouth: list[np.ndarray | None]   # (T, 4) mouth box in face-crop [0, 1] coordinates
     tokens: list[list[int]] | None   # transcript token ids (ending with </s>)
     ids: list[str]
+    rois: list[np.ndarray | None] | None = None   # (T, 48, 48) uint8 real mouth ROIs (FaceClips.rois)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -117,7 +118,8 @@ class TrainingClips:
         fbank = [audio_features(a, len(f)) for a, f in
                  tqdm(zip(clips.audio, clips.faces), total=len(clips), desc="audio features", disable=not progress)]
         tokens = [codec.encode(t) for t in clips.texts] if codec is not None else None
-        return cls(list(clips.faces), fbank, list(clips.mouth), tokens, list(clips.ids))
+        return cls(list(clips.faces), fbank, list(clips.mouth), tokens, list(clips.ids),
+                   list(getattr(clips, "rois", [None] * len(clips))))
 
 
 def mouth_boxes(data: TrainingClips, i: int) -> np.ndarray:
@@ -133,8 +135,9 @@ class Batch:
     ``inputs (N, 6, 96, 96)``, ``real (N, 3, 96, 96)`` (ground truth of the generated frames),
     ``fbank (B, 104, T)``, ``padding (B, T)``, ``index (N,)`` = ``b * T + t`` (row of a generated frame
     in the flattened clips), ``clip_faces (B * T, 3, 96, 96)`` the real sequences (zeros in padding),
-    ``clip_mouth (B * T, 4)`` their mouth boxes (:data:`DEFAULT_MOUTH_BOX` in padding), ``clips`` the
-    chosen clip indices."""
+    ``clip_mouth (B * T, 4)`` their mouth boxes (:data:`DEFAULT_MOUTH_BOX` in padding),
+    ``clip_rois (B * T, 48, 48)`` uint8 real mouth ROIs when every chosen clip has them (else ``None``),
+    ``clips`` the chosen clip indices."""
 
     inputs: torch.Tensor
     real: torch.Tensor
@@ -144,6 +147,7 @@ class Batch:
     clip_faces: torch.Tensor
     clip_mouth: torch.Tensor
     clips: list[int]
+    clip_rois: torch.Tensor | None = None
 
 
 def reference_frames(frames: np.ndarray, length: int, rng: np.random.Generator,
@@ -177,11 +181,19 @@ def sample_batch(data: TrainingClips, rng: np.random.Generator, clips_per_step: 
     inputs = generator_input(real, to_float(np.concatenate(refs)))
     fbank, padding = collate_audio([data.fbank[i] for i in chosen])
     clip_faces = torch.zeros(0)
+    clip_rois = None
     clip_mouth = torch.tensor(DEFAULT_MOUTH_BOX).repeat(len(chosen) * t_max, 1)
     if with_sequences:
-        clip_faces = torch.zeros(len(chosen) * t_max, 3, *data.faces[chosen[0]].shape[1:3])
+        have_rois = data.rois is not None and all(data.rois[i] is not None for i in chosen)
+        if have_rois:       # the real frames' ROIs as the evaluators crop them; no need for the faces
+            clip_rois = torch.zeros(len(chosen) * t_max, *data.rois[chosen[0]].shape[1:], dtype=torch.uint8)
+        else:
+            clip_faces = torch.zeros(len(chosen) * t_max, 3, *data.faces[chosen[0]].shape[1:3])
         for b, (i, t) in enumerate(zip(chosen, lengths)):
-            clip_faces[b * t_max:b * t_max + t] = to_float(data.faces[i])
+            if have_rois:
+                clip_rois[b * t_max:b * t_max + t] = torch.from_numpy(np.ascontiguousarray(data.rois[i]))
+            else:
+                clip_faces[b * t_max:b * t_max + t] = to_float(data.faces[i])
             clip_mouth[b * t_max:b * t_max + t] = torch.from_numpy(mouth_boxes(data, i))
     return Batch(inputs, real, fbank, padding, torch.from_numpy(np.concatenate(index)), clip_faces,
-                 clip_mouth, chosen)
+                 clip_mouth, chosen, clip_rois)

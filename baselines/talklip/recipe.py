@@ -120,13 +120,16 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
                        disc: torch.nn.Module | None, expert: torch.nn.Module | None, run_dir: str | Path, *,
                        seed: int = 0, device: str = "cpu", pad: int = 1, eos: int = 2,
                        extra_modules: Mapping[str, torch.nn.Module] | None = None,
-                       config: Mapping[str, Any] | None = None, progress: bool = True):
+                       config: Mapping[str, Any] | None = None, progress: bool = True,
+                       align: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
     """Train ``generator`` (and ``disc``) with ``recipe``; resumable in ``run_dir``
     (:func:`tfgbench.training.fit`). ``expert``: a frozen AV-HuBERT seq2seq lip reader (``None``:
     no lip or contrastive term); ``pad``/``eos``: its dictionary's indices. ``config``: extra
-    entries for the run's config (e.g. the command's data and init files). Returns the
+    entries for the run's config (e.g. the command's data and init files). ``align(features (B, T, D),
+    padding (B, T)) -> (B, T, D)``: applied to the audio and video feature sequences before the
+    generated frames are picked for the contrastive term (SyncTalklip(conv)'s temporal conv). Returns the
     :class:`tfgbench.training.TrainResult`."""
-    from tfgbench.data.faceclips import mouth_rois_from_faces
+    from tfgbench.data.faceclips import mouth_rois_from_faces, normalise_rois
     from tfgbench.training import fit
 
     generator.to(device).use_channels_last()
@@ -163,9 +166,15 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
             out["perceptual"] = perceptual.item()
         if expert_on and i >= recipe.lip_from:
             mouth = b.clip_mouth.to(device)
-            with torch.no_grad():
-                rois = mouth_rois_from_faces(b.clip_faces.to(device), mouth)
-            rois = rois.index_put((index,), mouth_rois_from_faces(fake, mouth[index]))
+            if b.clip_rois is not None:     # real frames exactly as the evaluators crop them
+                real_rois = b.clip_rois.to(device)
+                rois = normalise_rois(real_rois)
+                generated = mouth_rois_from_faces(fake, mouth[index], real_rois[index])
+            else:
+                with torch.no_grad():
+                    rois = mouth_rois_from_faces(b.clip_faces.to(device), mouth)
+                generated = mouth_rois_from_faces(fake, mouth[index])
+            rois = rois.index_put((index,), generated)
             targets = Targets.from_tokens([train.tokens[c] for c in b.clips], pad, eos)
             read = lip_reading_loss(expert, rois.view(len(b.clips), -1, *rois.shape[1:]), padding,
                                     Targets(targets.prev.to(device), targets.target.to(device), pad),
@@ -175,8 +184,11 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
                 total = total + recipe.lip_w * read.loss
             if recipe.contrastive is not None and recipe.cont_w > 0:
                 audio = enc_audio if recipe.sync_audio == "generator" else expert_audio_features(expert, fbank, padding)
+                video = read.encoder_out
+                if align is not None:       # SyncTalklip(conv): a temporal conv over both sequences first
+                    audio, video = align(audio, padding), align(video, padding)
                 a = generator.sync_net.project(audio.reshape(-1, audio.shape[-1])[index])
-                v = F.normalize(read.encoder_out.reshape(-1, read.encoder_out.shape[-1])[index], dim=1)
+                v = F.normalize(video.reshape(-1, video.shape[-1])[index], dim=1)
                 contrastive = recipe.contrastive(a, v)
                 total = total + recipe.cont_w * contrastive
                 out["contrastive"] = contrastive.item()

@@ -49,7 +49,10 @@ def make_validator(generator: torch.nn.Module, val: TrainingClips, expert: torch
         return float(((x - real).abs() * masks[i]).sum() / (masks[i].sum() * 3))
 
     def expert_acc(frames: list[torch.Tensor]) -> float:
-        rois = [mouth_rois_from_faces(f.to(device), torch.from_numpy(mouth_boxes(val, i)).to(device))
+        def real(i: int):
+            return None if val.rois is None or val.rois[i] is None else torch.from_numpy(val.rois[i]).to(device)
+
+        rois = [mouth_rois_from_faces(f.to(device), torch.from_numpy(mouth_boxes(val, i)).to(device), real(i))
                 for i, f in enumerate(frames)]
         t_max = max(len(r) for r in rois)
         batch = torch.zeros(n, t_max, *rois[0].shape[1:], device=device)

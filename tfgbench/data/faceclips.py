@@ -115,6 +115,13 @@ def load_face_clips(dataset: Any, size: int = 96, limit: int | None = None, prog
                      boxes=np.split(index["boxes"], cut), mouth=mouth)
 
 
+def normalise_rois(rois: Any) -> Any:
+    """Real mouth ROIs ``(N, 48, 48)`` (uint8 0-255, :attr:`FaceClips.rois`) -> the experts' input
+    ``(N, 44, 44)``: centre 44x44, ``(x / 255 - 0.421) / 0.165`` (as ``synthetic_mouth_clips``)."""
+    off = (ROI_SIZE - ROI_CROP) // 2
+    return (rois[:, off:off + ROI_CROP, off:off + ROI_CROP].float() / 255.0 - ROI_MEAN) / ROI_STD
+
+
 def mouth_rois_from_faces(faces: Any, mouth: Any, real: Any | None = None) -> Any:
     """The lip experts' input for generated (or real) face crops, differentiably: the generated
     face pasted back into the frame, then the ``wer/synthetic-*`` mouth crop.
