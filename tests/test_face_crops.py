@@ -86,3 +86,10 @@ def test_mouth_rois_take_the_real_frame_where_the_mouth_leaves_the_face_box():
     # generated pixels still drive the inside part: a black face darkens the top of the ROI only
     dark = mouth_rois_from_faces(torch.zeros_like(crops), rel, real).numpy()
     assert np.allclose(dark[:, 0], (0 - 0.421) / 0.165) and np.allclose(dark[:, -1], pasted[:, -1])
+
+
+def test_mouth_from_face_is_the_lower_centre_square():
+    from tfgbench.face.crops import mouth_from_face
+
+    # face 40 wide, 80 tall at (10, 20): square of side 20 centred at x 30, y 20 + 60 = 80
+    assert mouth_from_face(np.array([[10, 20, 50, 100]])).tolist() == [[20, 70, 40, 90]]

@@ -9,13 +9,14 @@ views into it::
     clips = load_face_clips(SyntheticDataset(split="train"), size=96)
     clips.faces[i]    # (T, 96, 96, 3) uint8 RGB, the face box resized (tfgbench.face.crops.crop_faces)
     clips.audio[i]    # (N,) float32, 16 kHz
-    clips.mouth[i]    # (T, 4) float32 mouth box in face-crop coordinates (may leave [0, 1]), or None
-    clips.rois[i]     # (T, 48, 48) uint8 gray mouth ROIs of the real frames (the wer/synthetic-* crop), or None
+    clips.mouth[i]    # (T, 4) float32 mouth box in face-crop coordinates (may leave [0, 1])
+    clips.rois[i]     # (T, 48, 48) uint8 gray mouth ROIs of the real frames (the wer/synthetic-* crop)
     clips.boxes[i]    # (T, 4) int face boxes in the frame
     clips.texts[i]    # transcript
 
 The cache lives in ``$TFGBENCH_HOME/cache/faceclips-<dataset version>-<split>-<size>-<n clips>/``
-and is keyed by everything that changes its content. :func:`mouth_rois_from_faces` turns (real or
+and is keyed by everything that changes its content. Datasets without mouth boxes (LRS2/LRS3) get
+them from the face boxes (:func:`tfgbench.face.crops.mouth_from_face`). :func:`mouth_rois_from_faces` turns (real or
 generated) face crops into the lip-reading experts' input, differentiably.
 """
 
@@ -44,8 +45,8 @@ class FaceClips:
     ids: list[str]
     faces: list[np.ndarray]
     audio: list[np.ndarray]
-    mouth: list[np.ndarray | None]
-    rois: list[np.ndarray | None]
+    mouth: list[np.ndarray]
+    rois: list[np.ndarray]
     boxes: list[np.ndarray]
     texts: list[str]
     size: int
@@ -64,7 +65,7 @@ def _cache_dir(dataset: Any, size: int, n: int) -> Path:
 def _build(dataset: Any, ids: list[str], size: int, folder: Path, progress: bool) -> None:
     from tqdm import tqdm
 
-    from tfgbench.face.crops import crop_faces, mouth_in_face
+    from tfgbench.face.crops import crop_faces, mouth_from_face, mouth_in_face
     from tfgbench.metrics.wer.preprocess import synthetic_mouth_rois
 
     faces, audio, boxes, mouth, rois, texts, lengths = [], [], [], [], [], [], []
@@ -77,9 +78,9 @@ def _build(dataset: Any, ids: list[str], size: int, folder: Path, progress: bool
         audio.append(s.audio)
         boxes.append(np.asarray(s.boxes, np.int32))
         mb = s.meta.get("mouth_box")
-        mouth.append(mouth_in_face(mb, s.boxes) if mb is not None else np.full((s.num_frames, 4), np.nan, np.float32))
-        rois.append(synthetic_mouth_rois(s.frames, mb, s.where()) if mb is not None
-                    else np.zeros((s.num_frames, ROI_SIZE, ROI_SIZE), np.uint8))
+        mb = mb if mb is not None else mouth_from_face(s.boxes)      # LRS2/LRS3: from the face box
+        mouth.append(mouth_in_face(mb, s.boxes))
+        rois.append(synthetic_mouth_rois(s.frames, mb, s.where()))
         texts.append(s.transcript or "")
         lengths.append(s.num_frames)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -108,8 +109,8 @@ def load_face_clips(dataset: Any, size: int = 96, limit: int | None = None, prog
     index = dict(np.load(folder / "index.npz"))      # dict(): an NpzFile re-reads arrays per access
     faces = np.load(folder / "faces.npy", mmap_mode="r")
     cut = np.cumsum(index["lengths"])[:-1]
-    mouth = [None if np.isnan(m).any() else m for m in np.split(index["mouth"], cut)]
-    rois = [r if m is not None else None for r, m in zip(np.split(index["rois"], cut), mouth)]
+    mouth = np.split(index["mouth"], cut)
+    rois = np.split(index["rois"], cut)
     return FaceClips(ids=meta["ids"], faces=np.split(faces, cut), texts=meta["texts"], size=meta["size"], rois=rois,
                      audio=np.split(index["audio"], np.cumsum(index["audio_lengths"])[:-1]),
                      boxes=np.split(index["boxes"], cut), mouth=mouth)

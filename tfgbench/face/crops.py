@@ -85,6 +85,17 @@ def paste_faces(frames: np.ndarray, faces: np.ndarray, boxes: np.ndarray, lower_
     return out
 
 
+def mouth_from_face(boxes: np.ndarray) -> np.ndarray:
+    """Mouth boxes ``(T, 4)`` for datasets that have face boxes only (LRS2/LRS3): a square of half
+    the face width, centred horizontally, its centre at 75 % of the face height (S3FD/Haar face
+    boxes span roughly brow to chin, so the mouth sits in the lower-centre quarter). The synthetic
+    corpus knows its mouth boxes exactly and does not need this."""
+    b = np.asarray(boxes, dtype=np.float64)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx, cy, half = (b[:, 0] + b[:, 2]) / 2, b[:, 1] + 0.75 * h, w / 4
+    return np.stack([cx - half, cy - half, cx + half, cy + half], 1).round().astype(np.int64)
+
+
 def mouth_in_face(mouth_boxes: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
     """Mouth boxes ``(T, 4)`` in face-crop coordinates: ``(x - x1) / (x2 - x1)`` etc., float32 in
     [0, 1] where the mouth lies inside the face box (it may leave it slightly)."""
