@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                                 device=args.device, pad=net.codec.dictionary.pad, eos=net.codec.dictionary.eos,
                                 config=data, align=align)
     given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    save_talklip(out, generator.cpu(), config, command=f"synctalklip train generator {given}".strip(),
+    # float16 on disk: the shipped tiny generators stay a few MB (weights load back into float32)
+    save_talklip(out, generator.cpu().half(), config, command=f"synctalklip train generator {given}".strip(),
                  training_data=f"synthetic corpus train split ({len(train)} clips)" if args.dataset == "synthetic"
                  else f"{args.dataset} train split ({len(train)} clips)",
                  recipe=recipe.to_config(), train_seconds=result.seconds, steps=result.steps,
