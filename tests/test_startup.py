@@ -35,3 +35,12 @@ def test_probe_detects_torch():
     out = subprocess.run([sys.executable, "-c", PROBE.replace("import tfgbench\n", "import tfgbench, torch\n")
                           .format(argv=["--help"])], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "TORCH"
+
+
+def test_synctalklip_help_does_not_import_torch():
+    code = ("import sys\nfrom synctalklip import cli\n"
+            "for argv in (['--help'], ['train', '--help'], ['plot-log', '--help']):\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print('TORCH' if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 'CLEAN')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "CLEAN"
