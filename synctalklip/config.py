@@ -25,6 +25,14 @@ Choices where the paper is silent (all recorded here; the README quotes them):
   applied to ``f^a`` and ``f^v`` (shared weights) before ``F`` and the distance. A free convolution
   trained only by a positive-pair L1 loss collapses to zero weights (distance 0 for every pair); the
   convex taps cannot. Initialised uniform (receptive field ``conv_kernel`` frames from the start).
+* eq. 3: ``alpha = 0`` (HuBERT/AV-HuBERT ``pred_nomask_weight`` default), masking and modality
+  dropout as AV-HuBERT's ``large_vox_iter*.yaml`` (audio 0.8 x 10 frames, video 0.3 x 5 frames,
+  modality dropout 0.5, audio dropout 0.5); k = 50 then 100 at tiny, AV-HuBERT's 100, 500, 1000,
+  1000, 2000 at paper size; iteration 1 clusters MFCCs, later ones the layer-``cluster_layer`` output.
+* tiny: the video ResNet is pre-trained by AV-sync InfoNCE (:mod:`tfgbench.readers.pretrain`, own
+  seed) and frozen afterwards (features cached), as the shipped synthetic reader; paper size trains
+  it. Fine-tuning: AdamW (betas 0.9/0.98, weight decay 0.01), one-cycle LR, gradient clip 5,
+  dropout 0.1, label smoothing 0.1.
 """
 
 from __future__ import annotations
