@@ -106,7 +106,7 @@ def build_codec(dataset: str, texts: list[str], vocab: int) -> Any:
 
 
 def pretrained_encoder(cfg: AVSyncNetConfig, net: AVSyncNet, batches: ClipBatches, clips: Any, key: dict,
-                       seed: int, pretrained_out: str | None, log: Any = print) -> dict[str, Any]:
+                       seed: int, pretrained_out: str | None, command: str, log: Any = print) -> dict[str, Any]:
     """Load the cached (or shipped) pre-training with this ``key`` into ``net``, or run it (under a
     file lock so concurrent variants share one run)."""
     from synctalklip.pretrain import load_pretrained_encoder, pretrain_encoder, save_pretrained
@@ -128,9 +128,8 @@ def pretrained_encoder(cfg: AVSyncNetConfig, net: AVSyncNet, batches: ClipBatche
         t0 = time.time()
         stats = pretrain_encoder(net.w2v, batches, clips.fbank, cfg, seed=seed, log=log)
         stats["minutes"] = round((time.time() - t0) / 60, 1)
-        command = "python -m synctalklip.train_avsyncnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         for path in [cache] + ([Path(pretrained_out)] if pretrained_out else []):
-            save_pretrained(path, net.w2v, net.seq2seq.cfg, key=key_text, stats=stats, command=command.strip())
+            save_pretrained(path, net.w2v, net.seq2seq.cfg, key=key_text, stats=stats, command=command)
         return {"file": str(cache), **stats}
 
 
@@ -171,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     from tfgbench.readers.pretrain import load_clips
 
     args = parse_args(argv)
+    given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = f"python -m synctalklip.train_avsyncnet {given}".strip()
     torch.set_num_threads(args.threads)
     t0 = time.time()
     cfg = make_config(args)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.init:
         key = {**cfg.pretrain_key(), "corpus": version, "clips": len(clips), "seed": args.seed,
                "frontend": info["frontend"].get("digest")}
-        info["pretrain"] = pretrained_encoder(cfg, net, batches, clips, key, args.seed, args.pretrained_out)
+        info["pretrain"] = pretrained_encoder(cfg, net, batches, clips, key, args.seed, args.pretrained_out, command)
     name = f"avsyncnet-{args.variant}-{args.size}"
     run_dir = Path(args.run_dir) if args.run_dir else home() / "runs" / f"{name}-{args.dataset}-s{args.seed}"
     result = finetune(net, cfg, clips, val_clips, batches, val_batches, run_dir=run_dir, seed=args.seed,
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"test split: ground-truth WER {info['test']['ground-truth_wer']:.3f}, static-frame WER "
               f"{info['test']['static-frame_wer']:.3f}; sync {info['test_sync']}")
     out = Path(args.out) if args.out else WEIGHTS / f"{name}.safetensors"
-    given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    save_avsyncnet(out, net, command=f"python -m synctalklip.train_avsyncnet {given}".strip(),
+    save_avsyncnet(out, net, command=command,
                    minutes=round((time.time() - t0) / 60, 1), **info)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {(time.time() - t0) / 60:.1f} min")
     return 0
