@@ -96,11 +96,14 @@ def load_official_talklip(path: str | Path) -> tuple[TalkLip, TalkLipConfig]:
     return generator_from_state(state, config, str(path)), config
 
 
-def save_talklip(path: str | Path, model: TalkLip, config: TalkLipConfig, **metadata: Any) -> Path:
-    """Our checkpoint: the generator's state dict, its config and free-form metadata."""
+def save_talklip(path: str | Path, model: TalkLip, config: TalkLipConfig, half: bool = False,
+                 **metadata: Any) -> Path:
+    """Our checkpoint: the generator's state dict (floating tensors stored as float16 when ``half``:
+    half the file; loading casts back to float32), its config and free-form metadata."""
     from tfgbench.checkpoints import save_checkpoint
 
-    return save_checkpoint(path, model.state_dict(), config.to_dict(), **metadata)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    return save_checkpoint(path, state, config.to_dict(), stored_dtype="float16" if half else "float32", **metadata)
 
 
 def load_talklip(path: str | Path) -> tuple[TalkLip, TalkLipConfig, dict[str, Any]]:

@@ -83,9 +83,9 @@ class Recipe:
     @classmethod
     def tiny(cls, **kw: Any) -> Recipe:
         """The CPU recipe (about 10 minutes on one thread; see the README section for figures)."""
-        base = dict(steps=600, clips_per_step=4, window=8, lr=1e-3, cosine=True, warmup=30,
-                    lip_w=1e-3, perp_w=0.07, cont_w=0.03, finetune_audio_layers=1, finetune_audio_from=0,
-                    val_every=100, ckpt_every=100)
+        base = dict(steps=450, clips_per_step=4, window=8, lr=1e-3, cosine=True, warmup=30,
+                    lip_w=1e-4, perp_w=0.07, cont_w=1e-3, finetune_audio_layers=1, finetune_audio_from=0,
+                    val_every=90, ckpt_every=90)
         base.update(kw)
         return cls(**base)
 

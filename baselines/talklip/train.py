@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train_talking_face(recipe, train, val, generator, disc, expert, args.run_dir, seed=args.seed,
                                 device=args.device, pad=codec.dictionary.pad, eos=codec.dictionary.eos, config=data)
     given = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    save_talklip(args.out, generator.cpu(), config, command=f"python -m baselines.talklip.train {given}",
+    save_talklip(args.out, generator.cpu(), config, half=True, command=f"python -m baselines.talklip.train {given}",
                  training_data=f"{args.dataset} train split ({len(train)} clips)", recipe=recipe.to_config(),
                  train_seconds=result.seconds, steps=result.steps, last_losses=result.last_losses,
                  val=result.last_val, **data)
