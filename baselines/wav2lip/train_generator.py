@@ -42,7 +42,8 @@ def region_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 def validation_figures(gen: nn.Module, expert: nn.Module, batch: GeneratorBatch) -> dict[str, float]:
     """Generator figures on a fixed batch: whole-face L1, lip-region L1 with the true audio, with
     another clip's audio (mels rolled by one in the batch: the shuffled-audio control), and for
-    copying the reference frames; the expert's sync loss on the true-audio output."""
+    copying the reference frames; the expert's sync loss on the true-audio output, on the
+    shuffled-audio output and on the real frames (its scale)."""
     gen.eval()
     mask = region_mask(batch.mouth)
     out = gen(batch.indiv_mels, batch.inputs)
@@ -53,6 +54,7 @@ def validation_figures(gen: nn.Module, expert: nn.Module, batch: GeneratorBatch)
             "lip_l1_shuffled": region_l1(shuffled, batch.target, mask).item(),
             "lip_l1_copy_reference": region_l1(reference, batch.target, mask).item(),
             "sync": sync_loss(expert, batch.sync_mel, out).item(),
+            "sync_real": sync_loss(expert, batch.sync_mel, batch.target).item(),
             "sync_shuffled": sync_loss(expert, batch.sync_mel, shuffled).item()}
 
 
