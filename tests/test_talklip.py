@@ -127,3 +127,20 @@ def test_label_smoothing_is_fairseqs_formula():
     eps_i = 0.1 / 3
     assert nll.item() == pytest.approx(-lp[0].item(), rel=1e-6)
     assert loss.item() == pytest.approx((1 - 0.1 - eps_i) * -lp[0].item() + eps_i * -lp.sum().item(), rel=1e-6)
+
+
+def test_audio_encoder_starts_from_a_fairseq_pretraining_checkpoint(tmp_path):
+    """The official start, ``base_vox_iter5.pt``: bare AVHubertModel keys plus pre-training heads."""
+    from baselines.talklip.train import build_generator
+    from tfgbench.readers.avhubert import AVHubertConfig, AVHubertModel
+
+    torch.manual_seed(3)
+    w2v = AVHubertModel(AVHubertConfig.tiny())
+    state = {**w2v.state_dict(), "label_embs_concat": torch.randn(2004, 256),
+             "final_proj.weight": torch.randn(256, 128)}
+    path = tmp_path / "base_vox_iter5.pt"
+    torch.save({"model": state, "cfg": {"model": {"_name": "av_hubert", "encoder_attention_heads": 4}}}, path)
+    generator, config = build_generator("tiny", path)
+    assert config.audio["encoder_attention_heads"] == 4 and config.audio_dim == 128
+    for k, v in w2v.state_dict().items():
+        assert torch.equal(generator.audio_encoder.w2v_model.state_dict()[k], v), k

@@ -127,27 +127,50 @@ def load_talklip(path: str | Path) -> tuple[TalkLip, TalkLipConfig, dict[str, An
 
 
 def audio_encoder_init(path: str | Path) -> tuple[dict[str, torch.Tensor], AVHubertConfig]:
-    """Encoder weights to start a generator's audio encoder from: a tfgbench AV-HuBERT safetensors
-    (pre-trained or seq2seq: ``encoder.w2v_model.*``, ``w2v_model.*`` or bare encoder keys) ->
-    (``w2v_model.*`` state for ``TalkLip.audio_encoder``, its config). Decoder, pre-training-only
-    and any other head's keys are left out."""
-    from tfgbench.checkpoints import load_checkpoint
+    """Encoder weights to start a generator's audio encoder from -> (``w2v_model.*`` state for
+    ``TalkLip.audio_encoder``, its config).
 
-    state, config, _ = load_checkpoint(path)
+    Accepts a tfgbench AV-HuBERT safetensors (pre-trained or seq2seq: ``encoder.w2v_model.*``,
+    ``w2v_model.*`` or bare encoder keys) or a fairseq ``.pt`` (the official start is the pre-trained
+    ``base_vox_iter5.pt``, bare ``AVHubertModel`` keys; read with the restricted unpickler). Decoder,
+    pre-training-only (``label_embs_concat``, ``final_proj``, ``target_glu``) and other heads' keys
+    (``avsync.*``) are left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingResourceError(f"audio-encoder initialisation not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    heads = None
+    if path.suffix == ".safetensors" or head[8:9] == b"{":
+        from tfgbench.checkpoints import load_checkpoint
+
+        state, config, _ = load_checkpoint(path)
+    else:
+        from tfgbench.readers.fairseq_checkpoint import load_fairseq_checkpoint
+
+        ckpt = load_fairseq_checkpoint(path)
+        state, config = ckpt.model, {}
+        model_cfg = ckpt.cfg.get("model") or {}
+        model_cfg = model_cfg.get("w2v_args", {}).get("model", model_cfg) if isinstance(model_cfg, dict) else {}
+        heads = model_cfg.get("encoder_attention_heads") if isinstance(model_cfg, dict) else None
     out = {}
     for key, value in state.items():
         for prefix in ("encoder.w2v_model.", "w2v_model.", ""):
             if key.startswith(prefix):
                 rest = key[len(prefix):]
                 break
-        if prefix == "" and key.startswith(("decoder.", "encoder.", "avsync.")):
+        if prefix == "" and key.startswith(("decoder.", "avsync.")):
             continue
         if rest.startswith(("label_embs_concat", "final_proj.", "target_glu.")):
             continue
         out["w2v_model." + rest] = value
     if "w2v_model.post_extract_proj.weight" not in out:
         raise TfgbenchError(f"{path}: no AV-HuBERT encoder weights in this file (expected "
-                            "encoder.w2v_model.* or w2v_model.* keys)")
-    cfg = AVHubertConfig.from_dict(config) if "encoder_embed_dim" in config else \
-        encoder_config_from_state(out, "w2v_model.", str(path))
+                            "encoder.w2v_model.*, w2v_model.* or bare AVHubertModel keys)")
+    if "encoder_embed_dim" in config:
+        cfg = AVHubertConfig.from_dict(config)
+    else:
+        cfg = encoder_config_from_state(out, "w2v_model.", str(path))
+        if heads:
+            cfg.encoder_attention_heads = int(heads)
     return out, cfg
