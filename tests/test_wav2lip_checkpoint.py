@@ -86,6 +86,21 @@ def test_torchscript_archive_is_read_without_jit_load(tmp_path, model, how, monk
         assert torch.equal(target.eval()(*x), model(*x))
 
 
+def test_torchscript_archive_of_a_wrapper_module_loads_without_its_prefix(tmp_path, model):
+    from baselines.wav2lip.checkpoint import strip_common_prefix
+
+    wrapper = torch.nn.Module()
+    wrapper.model = model
+    path = tmp_path / "wrapped.pth"
+    torch.jit.save(torch.jit.script(wrapper), path)
+    loaded, _ = read_state_dict(path)
+    assert "model.output_block.1.bias" in loaded
+    assert_same(strip_common_prefix(loaded, "face_encoder_blocks.0.0.conv_block.0.weight"), model)
+    # a key outside the prefix keeps the state as it is (and loading then names the strays)
+    loaded["stray"] = torch.zeros(1)
+    assert strip_common_prefix(loaded, "face_encoder_blocks.0.0.conv_block.0.weight") is loaded
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("echo pwned",))

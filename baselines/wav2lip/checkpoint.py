@@ -183,6 +183,21 @@ def match_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
+def strip_common_prefix(state: dict[str, torch.Tensor], anchor: str) -> dict[str, torch.Tensor]:
+    """``state`` without a wrapper prefix shared by every key (e.g. ``model.`` when a TorchScript
+    archive was saved from a module holding the network), found by locating ``anchor`` (a key the
+    network must have); unchanged when ``anchor`` is present or no single prefix explains it."""
+    if anchor in state:
+        return state
+    prefixes = {k[:-len(anchor)] for k in state if k.endswith("." + anchor)}
+    if len(prefixes) != 1:
+        return state
+    prefix = prefixes.pop()
+    if not all(k.startswith(prefix) for k in state):
+        return state
+    return {k[len(prefix):]: v for k, v in state.items()}
+
+
 def detect_width(state: dict[str, torch.Tensor], first_key: str, official_channels: int) -> float:
     """Channel multiplier of a checkpoint from the output channels of its first conv
     (``official_channels`` at width 1): 16 -> 1.0, 4 -> 0.25."""

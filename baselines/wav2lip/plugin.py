@@ -89,11 +89,17 @@ class Wav2LipModel(TalkingFaceModel):
     def network(self) -> Any:
         """The loaded generator (built on first use; width detected from the checkpoint's shapes)."""
         if self._net is None:
-            from baselines.wav2lip.checkpoint import detect_width, match_state_dict, read_state_dict
+            from baselines.wav2lip.checkpoint import (
+                detect_width,
+                match_state_dict,
+                read_state_dict,
+                strip_common_prefix,
+            )
             from baselines.wav2lip.model import Wav2Lip
 
-            state, _ = read_state_dict(self.weights_path)
-            net = Wav2Lip(detect_width(state, "face_encoder_blocks.0.0.conv_block.0.weight", 16))
+            anchor = "face_encoder_blocks.0.0.conv_block.0.weight"
+            state = strip_common_prefix(read_state_dict(self.weights_path)[0], anchor)
+            net = Wav2Lip(detect_width(state, anchor, 16))
             match_state_dict(net, state, self.weights_path)
             self._net = net.to(self.device).eval()
         return self._net

@@ -109,11 +109,12 @@ def warmup_cosine(optimizer: Any, steps: int, warmup: int = 50) -> Any:
 def load_expert(path: str, device: str = "cpu") -> Any:
     """A frozen ``SyncNetColor`` (eval mode) from our safetensors or an official checkpoint; the
     width is read from the first conv's channels (32 at official size)."""
-    from baselines.wav2lip.checkpoint import detect_width, match_state_dict, read_state_dict
+    from baselines.wav2lip.checkpoint import detect_width, match_state_dict, read_state_dict, strip_common_prefix
     from baselines.wav2lip.model import SyncNetColor
 
-    state, _ = read_state_dict(path)
-    model = SyncNetColor(detect_width(state, "face_encoder.0.conv_block.0.weight", 32))
+    anchor = "face_encoder.0.conv_block.0.weight"
+    state = strip_common_prefix(read_state_dict(path)[0], anchor)
+    model = SyncNetColor(detect_width(state, anchor, 32))
     match_state_dict(model, state, path)
     model.eval().requires_grad_(False)
     return model.to(device)
