@@ -120,3 +120,13 @@ def test_plugin_runs_end_to_end_through_the_runner(tmp_path, tiny_checkpoint):
     assert model.info.training_data == "synthetic train split (tfgbench)"
     assert "does not represent" not in (synthetic_weights_warning(model, "synthetic") or "")
     assert "trained on synthetic" in synthetic_weights_warning(model, "lrs2")
+
+
+def test_audio_too_short_for_one_chunk_names_the_sample(tiny_checkpoint):
+    from baselines.wav2lip.plugin import Wav2LipModel
+    from tfgbench.data.sample import Sample
+    from tfgbench.errors import SampleError
+
+    sample = Sample(id="short", frames=face_frames(3), audio=np.zeros(2999, np.float32))
+    with pytest.raises(SampleError, match="'short'.*2999 audio samples"):
+        Wav2LipModel(checkpoint=tiny_checkpoint).generate(sample)

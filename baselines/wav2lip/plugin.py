@@ -28,6 +28,8 @@ from tfgbench.model import ModelInfo, TalkingFaceModel
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 OFFICIAL_LICENCE = "Wav2Lip weights: research / non-commercial use only (Rudrabha/Wav2Lip licence)"
+#: shortest audio giving one mel chunk: 1 + N // 200 >= 16 mel frames
+MIN_AUDIO_SAMPLES = 15 * 200
 OURS_LICENCE = "MIT (weights trained by tfgbench; Wav2Lip architecture by Prajwal et al. 2020)"
 
 
@@ -109,7 +111,12 @@ class Wav2LipModel(TalkingFaceModel):
 
     def generate_batch(self, samples: Sequence[Sample]) -> list[np.ndarray]:
         from baselines.wav2lip.inference import lipsync_batch
+        from tfgbench.errors import SampleError
 
+        for x in samples:
+            if len(x.audio) < MIN_AUDIO_SAMPLES:
+                raise SampleError(f"{x.where()}: {len(x.audio)} audio samples; Wav2Lip needs at least "
+                                  f"{MIN_AUDIO_SAMPLES} (one 16-column mel chunk, 0.19 s at 16 kHz)")
         s = self.settings
         outs = lipsync_batch(self.network(), [(x.frames, x.audio, x.boxes) for x in samples], device=self.device,
                              batch_size=s["batch_size"], pads=tuple(s["pads"]), smooth=s["smooth"])
