@@ -83,9 +83,9 @@ class Recipe:
     @classmethod
     def tiny(cls, **kw: Any) -> Recipe:
         """The CPU recipe (about 10 minutes on one thread; see the README section for figures)."""
-        base = dict(steps=450, clips_per_step=4, window=8, lr=1e-3, cosine=True, warmup=30,
+        base = dict(steps=900, clips_per_step=4, window=4, lr=2e-3, cosine=True, warmup=30,
                     lip_w=1e-4, perp_w=0.07, cont_w=1e-3, finetune_audio_layers=1, finetune_audio_from=0,
-                    val_every=90, ckpt_every=90)
+                    val_every=150, ckpt_every=150)
         base.update(kw)
         return cls(**base)
 
