@@ -39,23 +39,26 @@ def supervisor_path(spec: SyncTalklipVariant) -> Path:
 def build_recipe(spec: SyncTalklipVariant, **overrides):
     """TalkLip's training recipe with SyncTalklip's supervision (see the module docstring).
 
-    Loss weights: the official SyncTalklip values at ``paper`` size (``cont_w`` 1e-4, ``lip_w`` 1e-5,
-    ``perp_w`` 0.07, the lip loss on from the start); at ``tiny`` size the same factors as tiny
-    TalkLip over the official values (``lip_w`` x100, ``cont_w`` x30), so the two forks stay comparable.
-    ``freeze`` trains no layer of the AV-SyncNet encoder (the extra encoder trains whole)."""
+    Loss weights: at ``paper`` size the official SyncTalklip values (``cont_w`` 1e-4, ``lip_w`` 1e-5,
+    ``perp_w`` 0.07, the lip loss on from the start). At ``tiny`` size the official values scaled by
+    the same factors as tiny TalkLip's over official TalkLip's (:meth:`Recipe.tiny` vs
+    :meth:`Recipe.paper`), so the two forks stay comparable. ``freeze`` trains no layer of the
+    AV-SyncNet encoder (the extra encoder trains whole)."""
     from baselines.talklip.losses import supcon_av_sync
     from baselines.talklip.recipe import Recipe
     from synctalklip.losses import novel_contrastive_loss
 
+    official = {"cont_w": 1e-4, "lip_w": 1e-5, "perp_w": 0.07}
     contrastive = {"novel": novel_contrastive_loss, "supcon": supcon_av_sync, None: None}[spec.contrastive]
-    kw = dict(contrastive=contrastive, sync_audio="expert", lip_loss=spec.lip_loss, lip_from=0)
+    kw: dict = dict(contrastive=contrastive, sync_audio="expert", lip_loss=spec.lip_loss, lip_from=0)
     if spec.variant == "freeze":
         kw.update(finetune_audio_layers=0, finetune_audio_from=None)
     if spec.size == "tiny":
-        kw.update(cont_w=3e-3, lip_w=1e-3)
+        tiny, paper = Recipe.tiny(), Recipe.paper()
+        kw.update({k: v * getattr(tiny, k) / getattr(paper, k) for k, v in official.items()})
         kw.update(overrides)
         return Recipe.tiny(**kw)
-    kw.update(cont_w=1e-4, lip_w=1e-5, perp_w=0.07)
+    kw.update(official)
     kw.update(overrides)
     return Recipe.paper(**kw)
 
