@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from conftest import face_frames, tone
+from conftest import face_frames, run_cli, tone
 
 from baselines.wav2lip.audio import melspectrogram
 from baselines.wav2lip.inference import generated_frame_count, lipsync_batch, prepare_boxes
@@ -130,3 +130,32 @@ def test_audio_too_short_for_one_chunk_names_the_sample(tiny_checkpoint):
     sample = Sample(id="short", frames=face_frames(3), audio=np.zeros(2999, np.float32))
     with pytest.raises(SampleError, match="'short'.*2999 audio samples"):
         Wav2LipModel(checkpoint=tiny_checkpoint).generate(sample)
+
+
+@pytest.mark.parametrize("name", ["wav2lip", "wav2lip-gan"])
+def test_shipped_tiny_weights_carry_their_command(name):
+    from baselines.wav2lip.plugin import Wav2LipGANModel, Wav2LipModel
+    from tfgbench.checkpoints import load_checkpoint
+
+    model = {"wav2lip": Wav2LipModel, "wav2lip-gan": Wav2LipGANModel}[name]()
+    assert model.weights_path.stat().st_size < 12 * 2 ** 20      # fp32, 2.3 M parameters
+    _, config, meta = load_checkpoint(model.weights_path)
+    assert config["model"] == name and config["width"] == 0.25 and config["dataset"] == "synthetic"
+    assert meta["command"].startswith("python -m baselines.wav2lip.train generator")
+    assert ("--gan" in meta["command"]) == (name == "wav2lip-gan")
+    assert 0 < meta["training_seconds"] < 30 * 60
+    assert model.info.training_data == "synthetic train split (tfgbench)"
+
+
+def test_cli_runs_the_shipped_wav2lip_on_synthetic_clips(tmp_path):
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
+
+    generate(tmp_path / "corpus", splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, 2)}, workers=1,
+             progress=False)
+    out = run_cli("run", "--model", "wav2lip", "--dataset", "synthetic", "--data-root", str(tmp_path / "corpus"),
+                  "--metrics", "psnr,ssim", "--workdir", str(tmp_path / "work"), "--no-progress").stdout
+    rows = sqlite3.connect(tmp_path / "work" / "results.sqlite").execute(
+        "SELECT protocol, value, error FROM results").fetchall()
+    assert len(rows) == 4 and all(err is None for _, _, err in rows), out
+    psnr = [v for p, v, _ in rows if p.startswith("psnr")]
+    assert all(20 < v < 100 for v in psnr)      # changed frames, still close to the real ones
