@@ -22,7 +22,8 @@ Recipe (train split only; the test split is scored at the end):
    static first frame) with the trained model as reader; figures, command and minutes go into the file.
 
 LRS2/LRS3 (``--dataset lrs2 --data-root DIR``): the datasets have face boxes only, so the mouth box is
-the lower centre of the face box (:func:`mouth_from_face`); vocabulary = the most frequent training words.
+the lower centre of the face box (:func:`tfgbench.face.crops.mouth_from_face`); vocabulary = the most
+frequent training words.
 """
 
 from __future__ import annotations
@@ -38,25 +39,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from synctalklip.avsyncnet import AVSyncNet, save_avsyncnet, word_codec
 from synctalklip.config import AVSyncNetConfig
 from synctalklip.finetune import ClipBatches, finetune, init_from_fairseq, prepare_video, sync_and_accuracy
+from tfgbench.face.crops import mouth_from_face
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 SHIPPED_PRETRAINED = WEIGHTS / "avhubert-pretrained-tiny.safetensors"
-
-
-def mouth_from_face(boxes: np.ndarray) -> np.ndarray:
-    """Mouth box ``(T, 4)`` from face boxes ``(T, 4)`` ``x1, y1, x2, y2``: a square of half the face
-    width, centred horizontally, its centre at 75% of the face height (S3FD/Haar face boxes span
-    roughly brow to chin, so the mouth sits in the lower-centre quarter)."""
-    b = np.asarray(boxes, dtype=np.float64)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    cx, cy, half = (b[:, 0] + b[:, 2]) / 2, b[:, 1] + 0.75 * h, w / 4
-    return np.stack([cx - half, cy - half, cx + half, cy + half], 1).round().astype(np.int64)
 
 
 class MouthFromFace:

@@ -72,3 +72,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
     if check and proc.returncode != 0:
         raise AssertionError(f"tfgbench {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def make_fake_lrs2(root: Path, n: int = 4, train: int = 3) -> list:
+    """An LRS2-layout folder (``main/<video>/<utt>.mp4`` + ``.txt`` + TalkLip ``.npy`` face boxes,
+    ``train.txt``/``val.txt``) made of the first ``n`` synthetic *test* clips: the first ``train``
+    in the train list, the rest in val. Returns the samples in order."""
+    import shutil
+
+    from tfgbench.data.synthetic import SyntheticDataset
+
+    syn = SyntheticDataset(split="test")
+    samples = []
+    for k, sid in enumerate(syn.ids()[:n]):
+        s = syn.load(sid)
+        samples.append(s)
+        dst = root / "main" / "6330311066473698535" / f"{k:05d}.mp4"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(syn.video_path(sid), dst)
+        dst.with_suffix(".txt").write_text(f"Text:  {s.transcript.upper()}\nConf:  4\n")
+        np.save(dst.with_suffix(".npy"), s.boxes)
+    (root / "train.txt").write_text("".join(f"6330311066473698535/{k:05d}\n" for k in range(train)))
+    (root / "val.txt").write_text("".join(f"6330311066473698535/{k:05d}\n" for k in range(train, n)))
+    return samples

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -141,35 +140,25 @@ def test_init_from_a_fairseq_checkpoint_takes_its_encoder(tmp_path):
 
 
 def test_lrs2_layout_mouth_from_face_and_a_tiny_run(tmp_path, monkeypatch):
-    from synctalklip.avsyncnet import load_avsyncnet
-    from synctalklip.train_avsyncnet import main, mouth_from_face
-    from tfgbench.data.synthetic import SyntheticDataset
+    from conftest import make_fake_lrs2
 
-    try:
-        syn = SyntheticDataset(split="train")
-        ids = syn.ids()[:4]
-    except Exception as e:                                      # corpus not generated on this machine
-        pytest.skip(f"synthetic corpus unavailable: {e}")
+    from synctalklip.avsyncnet import load_avsyncnet
+    from synctalklip.train_avsyncnet import main
+    from tfgbench.face.crops import mouth_from_face
+
     root = tmp_path / "lrs2"
-    for n, sid in enumerate(ids):
-        s = syn.load(sid)
+    samples = make_fake_lrs2(root)
+    for s in samples:
         m = mouth_from_face(s.boxes)
         cx, cy = (s.meta["mouth_box"][:, 0] + s.meta["mouth_box"][:, 2]) / 2, \
             (s.meta["mouth_box"][:, 1] + s.meta["mouth_box"][:, 3]) / 2
         assert ((m[:, 0] < cx) & (cx < m[:, 2]) & (m[:, 1] < cy) & (cy < m[:, 3])).all()   # mouth centre inside
-        dst = root / "main" / "5535415699068794046" / f"{n:05d}.mp4"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(syn.video_path(sid), dst)
-        dst.with_suffix(".txt").write_text(f"Text:  {s.transcript.upper()}\nConf:  4\n")
-        np.save(dst.with_suffix(".npy"), s.boxes)
-    (root / "train.txt").write_text("".join(f"5535415699068794046/{n:05d}\n" for n in range(3)))
-    (root / "val.txt").write_text("5535415699068794046/00003\n")
     monkeypatch.setenv("TFGBENCH_HOME", str(tmp_path / "home"))
     out = tmp_path / "lrs2-avs.safetensors"
     main(["--dataset", "lrs2", "--data-root", str(root), "--steps", "2", "--pretrain-steps", "2",
           "--frontend-pretrain-steps", "1", "--run-dir", str(tmp_path / "run"), "--out", str(out)])
     net = load_avsyncnet(out)
-    words = set(" ".join(syn.load(i).transcript for i in ids[:3]).split())
+    words = set(" ".join(s.transcript for s in samples[:3]).split())
     assert words <= set(net.codec.dictionary.symbols)
     assert net.meta["corpus"].endswith("mouth-from-face-v1") and net.meta["train_clips"] == 3
     assert net.meta["val"]["token_acc"] >= 0 and "test" not in net.meta
