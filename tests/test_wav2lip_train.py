@@ -131,6 +131,7 @@ def test_training_commands_end_to_end(tmp_path, monkeypatch):
     val = [r["val"] for r in rows if "val" in r]
     assert {"lip_l1_true", "lip_l1_shuffled", "lip_l1_copy_reference", "sync"} <= set(val[0])
     assert val[0]["sync_on"] == 1.0
+    assert load_checkpoint(gen)[2]["sync_loss_on_from_step"] == 2
     state, config, meta = load_checkpoint(gen)
     assert config["model"] == "wav2lip-gan" and config["disc_wt"] == 0.07
     assert not any(k.startswith(("disc", "sync_switch")) for k in state)

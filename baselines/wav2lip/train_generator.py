@@ -129,5 +129,10 @@ def train_generator(args: argparse.Namespace) -> None:
     result = fit(args.run_dir or f"runs/{config['model']}-{args.size}", modules=modules, optimizers=optimizers,
                  schedulers=schedulers, step_fn=step, steps=args.steps, seed=args.seed, config=config,
                  validate=validate, val_every=args.val_every, desc=config["model"])
+    from tfgbench.training import read_log
+
+    # the switch flips at a validation; None: the sync loss never turned on in this run
+    switched = [r["step"] for r in read_log(result.log_path) if r.get("val", {}).get("sync_on")]
+    on_from = 0 if args.sync_threshold <= 0 else (switched[0] if switched else None)
     _finish(args, gen, config, result, {"training_data": _training_data_name(args.dataset),
-                                        "expert": Path(args.expert).name})
+                                        "expert": Path(args.expert).name, "sync_loss_on_from_step": on_from})
