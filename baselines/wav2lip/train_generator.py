@@ -75,7 +75,7 @@ def train_generator(args: argparse.Namespace) -> None:
     if args.gan:
         disc = Wav2LipDiscQual(width)
         modules["disc"] = disc
-        optimizers["disc"] = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+        optimizers["disc"] = torch.optim.Adam(disc.parameters(), lr=args.disc_lr, betas=(0.5, 0.999))
         schedulers["disc"] = warmup_cosine(optimizers["disc"], args.steps)
     switch = SyncSwitch(on=args.sync_threshold <= 0)
     modules["sync_switch"] = switch
@@ -125,7 +125,8 @@ def train_generator(args: argparse.Namespace) -> None:
     config = {"model": "wav2lip-gan" if args.gan else "wav2lip", "size": args.size, "width": width,
               "dataset": args.dataset, "dataset_version": version, "lr": args.lr, "batch_size": args.batch_size,
               "steps": args.steps, "seed": args.seed, "syncnet_wt": args.syncnet_wt, "disc_wt": disc_wt,
-              "sync_threshold": args.sync_threshold, "expert_sha256": expert_sha, "colour_order": "bgr"}
+              "sync_threshold": args.sync_threshold, "disc_lr": args.disc_lr if args.gan else None,
+              "expert_sha256": expert_sha, "colour_order": "bgr"}
     result = fit(args.run_dir or f"runs/{config['model']}-{args.size}", modules=modules, optimizers=optimizers,
                  schedulers=schedulers, step_fn=step, steps=args.steps, seed=args.seed, config=config,
                  validate=validate, val_every=args.val_every, desc=config["model"])
