@@ -82,9 +82,15 @@ class Recipe:
 
     @classmethod
     def tiny(cls, **kw: Any) -> Recipe:
-        """The CPU recipe (about 10 minutes on one thread; see the README section for figures)."""
-        base = dict(steps=900, clips_per_step=4, window=4, lr=2e-3, cosine=True, warmup=30,
-                    lip_w=1e-4, perp_w=0.07, cont_w=1e-3, finetune_audio_layers=1, finetune_audio_from=0,
+        """The CPU recipe: about 10 minutes on one thread (900 steps of 2 clips x 8 generated frames,
+        Adam 2e-3 with warm-up and cosine decay). ``lip_w`` and ``cont_w`` are 100x and 10x the
+        official values: measured on the synthetic corpus, the lip-reading term's gradient on the
+        generated pixels is ~3e3-1e4 times the L1 term's per unit weight and the contrastive term's
+        ~800 times, and with the official weights a 900-step run showed no audio use at all
+        (lip-region L1 with true and shuffled audio equal), while these weights gave a consistent
+        true < shuffled gap from step 300 on."""
+        base = dict(steps=900, clips_per_step=2, window=8, lr=2e-3, cosine=True, warmup=30,
+                    lip_w=1e-3, perp_w=0.07, cont_w=1e-2, finetune_audio_layers=1, finetune_audio_from=0,
                     val_every=150, ckpt_every=150)
         base.update(kw)
         return cls(**base)
