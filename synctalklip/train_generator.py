@@ -71,21 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation", choices=ABLATIONS, help="a Table 3 ablation of the base model")
     p.add_argument("--size", choices=SIZES, default="tiny")
     p.add_argument("--supervisor", help="stage-1 AV-SyncNet file (default: the shipped one the variant uses)")
-    p.add_argument("--dataset", default="synthetic", choices=["synthetic", "lrs2", "lrs3"])
-    p.add_argument("--data-root", help="dataset root (LRS2/LRS3; synthetic: default corpus folder)")
-    p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", help="resumable run folder (default: runs/<model>-<size>)")
     p.add_argument("--out", help="output safetensors (default: synctalklip/weights/<model>-<size>.safetensors)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 2 threads on 2 shared "
-                   "cores can be slower)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--limit", type=int, help="use only the first N training clips (smoke runs)")
-    p.add_argument("--val-clips", type=int, default=6)
-    for name in ("lip-w", "cont-w", "perp-w", "lr"):
-        p.add_argument(f"--{name}", type=float, help="override the recipe's value")
-    for name in ("clips-per-step", "window", "val-every"):
-        p.add_argument(f"--{name}", type=int, help="override the recipe's value")
+    from baselines.talklip.train import add_generator_training_arguments
+
+    add_generator_training_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -94,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from baselines.talklip.data import TrainingClips
     from baselines.talklip.model import TalkLipDiscQual
     from baselines.talklip.recipe import train_talking_face
-    from baselines.talklip.train import load_splits, refuse_evaluator
+    from baselines.talklip.train import load_splits, recipe_overrides, refuse_evaluator
     from synctalklip.avsyncnet import load_avsyncnet
     from tfgbench.errors import MissingResourceError
 
@@ -106,11 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{supervisor}: stage-1 supervisor not found; train it first with `synctalklip train avsyncnet "
             f"--size {spec.size} --variant {spec.supervisor}` or pass --supervisor FILE")
     net = load_avsyncnet(supervisor, device=args.device)
-    overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in
-                 ("lip-w", "cont-w", "perp-w", "lr", "clips-per-step", "window", "val-every", "steps")}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if "val_every" in overrides:
-        overrides["ckpt_every"] = overrides["val_every"]
+    overrides = recipe_overrides(args)
     recipe = build_recipe(spec, **overrides)
     torch.manual_seed(args.seed)
     state, encoder_cfg = audio_encoder_init(supervisor)

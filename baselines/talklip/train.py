@@ -113,35 +113,48 @@ def _subset(clips, part: slice):
     return replace(clips, **{f: getattr(clips, f)[part] for f in ("ids", "faces", "audio", "mouth", "boxes", "texts")})
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", choices=sorted(SIZES), default="tiny")
+def add_generator_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every TalkLip-family training command shares (TalkLip, SyncTalklip stage 2): data,
+    steps, seed, threads, device, limits, and overrides of the recipe's values."""
     p.add_argument("--dataset", default="synthetic", choices=["synthetic", "lrs2", "lrs3"])
     p.add_argument("--data-root", help="dataset root (LRS2/LRS3; synthetic: default corpus folder)")
-    p.add_argument("--expert", help="lip-reading expert (tfgbench AV-HuBERT safetensors)")
-    p.add_argument("--init-audio", help="AV-HuBERT safetensors to start the audio encoder from")
     p.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", required=True, help="resumable run folder (log.jsonl, last.safetensors)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output generator safetensors")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: on 2 shared cores, "
+                   "2 threads can be slower)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--limit", type=int, help="use only the first N training clips")
+    p.add_argument("--limit", type=int, help="use only the first N training clips (smoke runs)")
     p.add_argument("--val-clips", type=int, default=6)
     for name in ("lip-w", "cont-w", "perp-w", "lr"):
         p.add_argument(f"--{name}", type=float, help="override the recipe's value")
     for name in ("clips-per-step", "window", "val-every"):
         p.add_argument(f"--{name}", type=int, help="override the recipe's value")
+
+
+def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe values given on the command line (checkpoints follow ``--val-every``)."""
+    kw = {k: getattr(args, k) for k in ("lip_w", "cont_w", "perp_w", "lr", "clips_per_step", "window",
+                                        "val_every", "steps")}
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if "val_every" in kw:
+        kw["ckpt_every"] = kw["val_every"]
+    return kw
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    p.add_argument("--expert", help="lip-reading expert (tfgbench AV-HuBERT safetensors)")
+    p.add_argument("--init-audio", help="AV-HuBERT safetensors to start the audio encoder from")
+    p.add_argument("--run-dir", required=True, help="resumable run folder (log.jsonl, last.safetensors)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output generator safetensors")
+    add_generator_training_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
 
-    recipe_kw = {k.replace("-", "_"): getattr(args, k.replace("-", "_")) for k in
-                 ("lip-w", "cont-w", "perp-w", "lr", "clips-per-step", "window", "val-every", "steps")}
-    recipe_kw = {k: v for k, v in recipe_kw.items() if v is not None}
-    if "val_every" in recipe_kw:
-        recipe_kw["ckpt_every"] = recipe_kw["val_every"]
+    recipe_kw = recipe_overrides(args)
     recipe = Recipe.tiny(**recipe_kw) if args.size == "tiny" else Recipe.paper(**recipe_kw)
     expert, codec, expert_desc = load_expert(args.expert, args.seed)
     generator, config = build_generator(args.size, args.init_audio, args.seed)
