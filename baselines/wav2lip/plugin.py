@@ -14,7 +14,6 @@ happens when the audio gives more or fewer mel chunks than the clip has frames.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Sequence
@@ -31,14 +30,6 @@ OFFICIAL_LICENCE = "Wav2Lip weights: research / non-commercial use only (Rudrabh
 #: shortest audio giving one mel chunk: 1 + N // 200 >= 16 mel frames
 MIN_AUDIO_SAMPLES = 15 * 200
 OURS_LICENCE = "MIT (weights trained by tfgbench; Wav2Lip architecture by Prajwal et al. 2020)"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safetensors_metadata(path: Path) -> dict[str, str]:
@@ -79,7 +70,9 @@ class Wav2LipModel(TalkingFaceModel):
     @property
     def info(self) -> ModelInfo:
         if self._sha is None:
-            self._sha = file_sha256(self.weights_path)
+            from tfgbench.paths import sha256_file
+
+            self._sha = sha256_file(self.weights_path)
         if self.ours:
             meta = safetensors_metadata(self.weights_path)
             data = json.loads(meta.get("training_data", '"synthetic train split (tfgbench)"'))
