@@ -18,7 +18,6 @@ and, if needed, :meth:`TalkLipModel.load_generator`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,11 +29,6 @@ from tfgbench.errors import MissingResourceError
 from tfgbench.model import ModelInfo, TalkingFaceModel
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-
-
-def is_synthetic_sample(sample: Sample) -> bool:
-    """Samples of tfgbench's synthetic corpus carry its mouth parameters in ``meta``."""
-    return "mouth_params" in sample.meta
 
 
 class TalkLipModel(TalkingFaceModel):
@@ -53,7 +47,6 @@ class TalkLipModel(TalkingFaceModel):
         self._config: Any = None
         self._meta: dict[str, Any] = {}
         self._sha256: str | None = None
-        self._warned = False
 
     # ------------------------------------------------------------------ weights
 
@@ -103,14 +96,6 @@ class TalkLipModel(TalkingFaceModel):
 
     # ------------------------------------------------------------------ generation
 
-    def _warn_domain(self, samples: Sequence[Sample]) -> None:
-        trained = str(self._meta.get("training_data", ""))
-        if not self._warned and "synthetic" in trained.lower() and not all(is_synthetic_sample(s) for s in samples):
-            warnings.warn(f"{self.name}: weights trained on {trained} are generating real faces; the results "
-                          "measure the domain gap, not the method (pass --checkpoint with real-video weights)",
-                          stacklevel=3)
-            self._warned = True
-
     def generate(self, sample: Sample) -> np.ndarray:
         return self.generate_batch([sample])[0]
 
@@ -122,7 +107,6 @@ class TalkLipModel(TalkingFaceModel):
         from tfgbench.face.crops import crop_faces, paste_faces
 
         self._ensure_loaded()
-        self._warn_domain(samples)
         boxes = [s.boxes if s.boxes is not None else detect_face_boxes(s.frames) for s in samples]
         faces = [crop_faces(s.frames, b, 96, s.where()) for s, b in zip(samples, boxes)]
         fbank = [audio_features(s.audio, s.num_frames, align="centre") for s in samples]
