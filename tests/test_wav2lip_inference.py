@@ -102,15 +102,21 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
-def test_plugin_runs_end_to_end_through_the_runner(tmp_path, tiny_checkpoint):
-    from baselines.wav2lip.plugin import Wav2LipGANModel
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A synthetic test split of two clips."""
     from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
+
+    return generate(tmp_path_factory.mktemp("corpus"), splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, 2)},
+                    workers=1, progress=False)
+
+
+def test_plugin_runs_end_to_end_through_the_runner(tmp_path, tiny_checkpoint, corpus):
+    from baselines.wav2lip.plugin import Wav2LipGANModel
     from tfgbench.runner import RunSpec, run, synthetic_weights_warning
 
-    generate(tmp_path / "corpus", splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, 2)}, workers=1,
-             progress=False)
     model = Wav2LipGANModel(checkpoint=tiny_checkpoint, batch_size=16)
-    spec = RunSpec(model="wav2lip-gan", dataset="synthetic", data_root=str(tmp_path / "corpus"),
+    spec = RunSpec(model="wav2lip-gan", dataset="synthetic", data_root=str(corpus),
                    metrics=["psnr"], workdir=str(tmp_path / "work"))
     summary = run(spec, model=model, progress=False, log=lambda _: None)
     assert summary.samples == 2 and not summary.failed
@@ -147,12 +153,8 @@ def test_shipped_tiny_weights_carry_their_command(name):
     assert model.info.training_data == "synthetic train split (tfgbench)"
 
 
-def test_cli_runs_the_shipped_wav2lip_on_synthetic_clips(tmp_path):
-    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
-
-    generate(tmp_path / "corpus", splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, 2)}, workers=1,
-             progress=False)
-    out = run_cli("run", "--model", "wav2lip", "--dataset", "synthetic", "--data-root", str(tmp_path / "corpus"),
+def test_cli_runs_the_shipped_wav2lip_on_synthetic_clips(tmp_path, corpus):
+    out = run_cli("run", "--model", "wav2lip", "--dataset", "synthetic", "--data-root", str(corpus),
                   "--metrics", "psnr,ssim", "--workdir", str(tmp_path / "work"), "--no-progress").stdout
     rows = sqlite3.connect(tmp_path / "work" / "results.sqlite").execute(
         "SELECT protocol, value, error FROM results").fetchall()
