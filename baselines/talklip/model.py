@@ -1,7 +1,7 @@
 """TalkLip networks (Wang et al. 2023) with the official layouts and state-dict key names.
 
 Written from the layer facts of ``Sxjdwang/TalkLip`` ``models/talklip.py`` and
-``models/learn_sync.py`` (reference/official-protocols.md section 3):
+``models/learn_sync.py``:
 
 * :class:`TalkLip` ``(audio_encoder, audio_dim, width)``: Wav2Lip's face encoder/decoder
   (``face_encoder_blocks.*``, ``face_decoder_blocks.*``, ``output_block.*``, built by

@@ -2,7 +2,7 @@
 
 On a few validation clips, every frame is generated as at inference (reference = frame 0), once
 with the clip's own audio and once with another validation clip's audio (the shuffled-audio
-control of reference/prototype-lessons.md). Figures:
+control: a generator that uses the audio does worse with the wrong audio). Figures:
 
 * ``lip_l1_true`` / ``lip_l1_shuffled``: mean absolute error (pixels in [0, 1]) inside the mouth box
   of the face crop. A generator that uses the audio has ``true < shuffled``.

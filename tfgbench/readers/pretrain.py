@@ -1,7 +1,7 @@
 """Audio-visual pre-training of a lip reader's video front end on the synthetic corpus (reusable).
 
 A tiny reader trained from scratch on 2 CPU cores learns the grammar, not the lips
-(reference/prototype-lessons.md); a front end pre-trained to *hear* the mouth is what lets it read.
+(measured by a prototype on this corpus); a front end pre-trained to *hear* the mouth is what lets it read.
 This is the self-supervised step (no transcripts): per-frame audio-visual synchrony.
 
 Objective (symmetric InfoNCE over all frames of a batch). For clip ``b`` and frame ``t``:
