@@ -31,7 +31,7 @@ def main() -> None:
                (("lse", "lse/synthetic"), ("wer", "wer/synthetic-avhubert"), ("wer", "wer/synthetic-conformer"))]
     cols = ["lse/synthetic:lse_c", "lse/synthetic:lse_d", "wer/synthetic-avhubert:wer", "wer/synthetic-conformer:wer"]
     print(f"{len(samples)} {args.dataset} test clips; scored against each clip's own audio and transcript")
-    print("| model | driving audio | LSE-C | LSE-D | WER AV-HuBERT | WER Conformer |")
+    print("| model | driving audio | LSE-C | LSE-D | WER AV-HuBERT (fraction) | WER Conformer (fraction) |")
     print("|---|---|---|---|---|---|")
     for name in args.models.split(","):
         result = audio_swap_scores(registry.load("models", name)(), samples, metrics)
