@@ -27,12 +27,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.talklip.losses import label_smoothed_nll
 from synctalklip.config import AVSyncNetConfig
 from tfgbench.readers.avhubert import AVHubertSeq2Seq
 from tfgbench.readers.avhubert_reader import AVSYNC_PREFIX
 from tfgbench.readers.tokenizer import Dictionary, TextCodec
 
-__all__ = ["AVSYNC_PREFIX", "AVSyncNet", "AlignHead", "label_smoothed_nll", "load_avsyncnet", "save_avsyncnet"]
+__all__ = ["AVSYNC_PREFIX", "AVSyncNet", "AlignHead", "load_avsyncnet", "save_avsyncnet"]
 
 
 class AlignHead(nn.Module):
@@ -62,17 +63,6 @@ class AlignHead(nn.Module):
     def theta(self, fa: torch.Tensor, fv: torch.Tensor) -> torch.Tensor:
         """eq. 5/11: ``tau * ||F(fa) - fv||_1`` over the last dim; ``(..., D) x (..., D) -> (...)``."""
         return (self.F(fa) - fv).abs().sum(-1) * self.tau
-
-
-def label_smoothed_nll(lprobs: torch.Tensor, target: torch.Tensor, eps: float, pad: int) -> torch.Tensor:
-    """fairseq ``label_smoothed_nll_loss`` summed over non-pad targets:
-    ``(1 - eps - eps_i) * nll + eps_i * sum_v(-lprobs)`` with ``eps_i = eps / (V - 1)``."""
-    target = target.unsqueeze(-1)
-    nll = -lprobs.gather(-1, target)
-    smooth = -lprobs.sum(-1, keepdim=True)
-    keep = target.ne(pad)
-    eps_i = eps / (lprobs.shape[-1] - 1)
-    return ((1.0 - eps - eps_i) * nll[keep]).sum() + (eps_i * smooth[keep]).sum()
 
 
 def targets_to_tensors(targets: list[list[int]], pad: int, eos: int,
@@ -131,9 +121,8 @@ class AVSyncNet(nn.Module):
         prev, tgt = targets_to_tensors(targets, dic.pad, dic.eos, fv.device)
         dec = self.seq2seq.decoder
         logits = dec(prev, dec.encoder_kv(fv), padding_mask)[0]
-        lprobs = F.log_softmax(logits.float(), dim=-1)
         ntok = int(tgt.ne(dic.pad).sum())
-        return label_smoothed_nll(lprobs, tgt, self.cfg.label_smoothing, dic.pad) / max(ntok, 1), ntok
+        return label_smoothed_nll(logits, tgt, self.cfg.label_smoothing, dic.pad)[0] / max(ntok, 1), ntok
 
     def align(self, f: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``g``: identity (``base``/``plain``) or the temporal convolution (``conv``)."""
