@@ -58,6 +58,9 @@ def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> N
         p.add_argument("--checkpoint", help="model checkpoint file (default: the model's shipped one)")
         p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                        help="model setting (repeatable); values are JSON when they parse, e.g. reference=0")
+        p.add_argument("--delivery", default="lossless", choices=["lossless", "official"],
+                       help="frames scored as generated (lossless, default) or after the DIVX + H.264 "
+                       "encode of the official inference scripts (official); part of the results key")
     p.add_argument("--dataset", required=True, help="dataset name (see `tfgbench list datasets`)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--data-root", help="dataset folder (or set TFGBENCH_LRS2 / TFGBENCH_LRS3)")
@@ -140,7 +143,7 @@ def _spec(args: argparse.Namespace, model: str) -> object:
         model_args={k: _parse_value(v)
                     for k, v in _key_values(getattr(args, "model_arg", None), "--model-arg").items()},
         weights=_key_values(args.weights, "--weights"), retry_errors=args.retry_errors,
-        command=shlex.join(["tfgbench", *sys.argv[1:]]))
+        command=shlex.join(["tfgbench", *sys.argv[1:]]), delivery=getattr(args, "delivery", "lossless"))
 
 
 def _report(summaries: list, workdir: str) -> int:
@@ -174,14 +177,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from tfgbench.runner import build_dataset, run
+    from tfgbench.runner import build_dataset, checked_ids, run
     from tfgbench.videos import ExternalVideos, match_videos
 
     spec = _spec(args, args.name)
     dataset = build_dataset(spec)
-    ids = dataset.ids()[: spec.limit] if spec.limit else dataset.ids()
-    videos = match_videos(Path(args.videos), dataset, ids)
+    all_ids = checked_ids(dataset)
+    ids = all_ids[: spec.limit] if spec.limit else all_ids
+    matched = match_videos(Path(args.videos), dataset, ids, all_ids)
+    videos = matched.videos
     print(f"matched {len(videos)} of {len(ids)} samples to videos in {args.videos}")
+    if matched.unmatched_files:
+        names = [str(p.relative_to(args.videos)) for p in matched.unmatched_files]
+        print(f"warning: {len(names)} file(s) in {args.videos} match no sample of {dataset.name}/{dataset.split} "
+              f"and are not scored: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else ""))
     if not videos:
         raise TfgbenchError(f"no video in {args.videos} matches a sample id of {dataset.name}/{dataset.split} "
                             f"(e.g. {ids[0]}.mp4)")

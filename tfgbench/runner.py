@@ -7,7 +7,13 @@ video (or reads it from the cache), scores it with each missing protocol and sto
 rows in one transaction. A failure (corrupt file, model error, NaN or wrong-shape output, a
 metric that cannot score the sample) becomes an error row with its reason and the run goes on.
 Killing the process loses at most the samples in flight. ``jobs > 1`` runs samples in worker
-processes (each with its own model and metrics); the store stays a single writer.
+processes (each with its own model and metrics, :mod:`tfgbench.workers`); a worker that dies turns
+its sample into error rows and is replaced. The store stays a single writer.
+
+Keys are computed by the harness, never taken on trust from a plugin: the model key
+(:mod:`tfgbench.keys`: checkpoint and ``--model-arg`` files hashed here, delivery), the dataset
+key (version, face-box source), each protocol's version and evaluator hash. Sample ids are checked
+(:func:`tfgbench.data.base.check_sample_id`) before any is used as a file name.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from tfgbench import registry
-from tfgbench.data.base import Dataset
+from tfgbench.data.base import Dataset, check_sample_id
 from tfgbench.data.sample import Sample, check_frames
+from tfgbench.delivery import check_delivery, deliver
 from tfgbench.errors import MissingResourceError, SampleError, TfgbenchError
 from tfgbench.metrics.base import Metric
 from tfgbench.model import TalkingFaceModel
 from tfgbench.store import DatasetKey, ModelKey, ProtocolResult, Store
-from tfgbench.videos import VideoCache, cache_for
+from tfgbench.videos import VideoCache
 
 DEFAULT_METRICS = ("psnr", "ssim", "lse", "wer")
 
@@ -55,6 +61,7 @@ class RunSpec:
     weights: dict[str, str] = field(default_factory=dict)
     retry_errors: bool = False
     command: str = ""
+    delivery: str = "lossless"
 
 
 @dataclass
@@ -123,6 +130,22 @@ def build_dataset(spec: RunSpec) -> Dataset:
     return registry.load("datasets", spec.dataset)(root=spec.data_root, split=spec.split)
 
 
+def checked_ids(dataset: Dataset) -> list[str]:
+    """The split's ids, each checked with :func:`check_sample_id` (datasets that read id lists
+    check them with the file and line; this catches every other source, plugins included)."""
+    where = f"dataset {dataset.name!r} split {dataset.split!r} (data at {dataset.root})"
+    return [check_sample_id(i, where) for i in dataset.ids()]
+
+
+def dataset_key(dataset: Dataset) -> DatasetKey:
+    return DatasetKey(dataset.name, dataset.version, dataset.split, dataset.boxes_key())
+
+
+def _failure(metric: Metric, error: str, sample_boxes: str | None = None) -> ProtocolResult:
+    return ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, error,
+                          protocol_version=metric.spec.version, sample_boxes=sample_boxes)
+
+
 def _error_text(e: BaseException) -> str:
     return str(e) if isinstance(e, TfgbenchError) else f"{type(e).__name__}: {e}"
 
@@ -131,13 +154,15 @@ class SampleWorker:
     """Generates and scores samples; one per process."""
 
     def __init__(self, model: TalkingFaceModel, metrics: list[Metric], cache: VideoCache | None,
-                 strict_shape: bool = True) -> None:
+                 strict_shape: bool = True, delivery: str = "lossless") -> None:
         self.model, self.metrics, self.cache, self.strict_shape = model, metrics, cache, strict_shape
+        self.delivery = delivery
 
     def process(self, sample: Sample | BaseException, sample_id: str, todo: list[str]) -> list[ProtocolResult]:
         wanted = [m for m in self.metrics if m.spec.name in todo]
         if isinstance(sample, BaseException):
-            return [ProtocolResult(m.spec.name, m.evaluator_sha256, {}, _error_text(sample)) for m in wanted]
+            return [_failure(m, _error_text(sample)) for m in wanted]
+        boxes = sample.meta.get("boxes_key") or ("dataset" if sample.boxes is not None else None)
         try:
             frames = self.cache.get(sample_id) if self.cache is not None else None
             if frames is None:
@@ -151,8 +176,11 @@ class SampleWorker:
                 if self.cache is not None:
                     self.cache.put(sample, frames)
         except Exception as e:  # any model failure is stored with its reason; the run goes on
-            return [ProtocolResult(m.spec.name, m.evaluator_sha256, {}, f"generation failed: {_error_text(e)}")
-                    for m in wanted]
+            return [_failure(m, f"generation failed: {_error_text(e)}", boxes) for m in wanted]
+        try:
+            frames = deliver(frames, self.delivery, sample.where())
+        except Exception as e:
+            return [_failure(m, f"{self.delivery} delivery failed: {_error_text(e)}", boxes) for m in wanted]
         results = []
         for metric in wanted:
             t0 = time.perf_counter()
@@ -162,10 +190,12 @@ class SampleWorker:
                 if bad:
                     raise SampleError(f"{metric.spec.name} returned NaN for {', '.join(bad)}")
                 results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores,
-                                              seconds=time.perf_counter() - t0))
+                                              seconds=time.perf_counter() - t0,
+                                              protocol_version=metric.spec.version, sample_boxes=boxes))
             except Exception as e:
                 results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, _error_text(e),
-                                              seconds=time.perf_counter() - t0))
+                                              seconds=time.perf_counter() - t0,
+                                              protocol_version=metric.spec.version, sample_boxes=boxes))
         return results
 
 
@@ -195,11 +225,10 @@ def _prefetch(dataset: Dataset, ids: list[str], depth: int = 2) -> Iterator[tupl
 
 
 # -- worker processes ----------------------------------------------------------------------------
-_WORKER: tuple[Dataset, SampleWorker] | None = None
-
-
-def _init_process(spec: RunSpec, threads: int) -> None:
-    global _WORKER
+def _build_process(spec: RunSpec, cache_dir: str | None, threads: int
+                   ) -> Callable[[str, list[str]], list[ProtocolResult]]:
+    """Runs in each worker process (:class:`tfgbench.workers.WorkerPool`): its own dataset, model
+    and metrics; returns the function that processes one sample."""
     try:
         import torch
 
@@ -209,26 +238,32 @@ def _init_process(spec: RunSpec, threads: int) -> None:
     dataset = build_dataset(spec)
     model = build_model(spec)
     metrics = build_metrics(spec, type(dataset), log=lambda _: None)
-    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
-    cache = _cache(spec, dataset, model)
-    _WORKER = (dataset, SampleWorker(model, metrics, cache))
+    dataset.need_boxes = _need_boxes(model, metrics)
+    worker = SampleWorker(model, metrics, VideoCache(Path(cache_dir)) if cache_dir else None,
+                          delivery=spec.delivery)
+
+    def process(sample_id: str, todo: list[str]) -> list[ProtocolResult]:
+        try:
+            sample: Sample | BaseException = dataset.load(sample_id)
+        except Exception as e:
+            sample = e
+        return worker.process(sample, sample_id, todo)
+
+    return process
 
 
-def _process_in_worker(sample_id: str, todo: list[str]) -> list[ProtocolResult]:
-    assert _WORKER is not None
-    dataset, worker = _WORKER
-    try:
-        sample: Sample | BaseException = dataset.load(sample_id)
-    except Exception as e:
-        sample = e
-    return worker.process(sample, sample_id, todo)
+def _need_boxes(model: TalkingFaceModel, metrics: list[Metric]) -> bool:
+    """Load face boxes when a protocol or the model uses them (generators crop faces with
+    ``sample.boxes``; a model declares ``uses_boxes = False`` when it never reads them)."""
+    return any("boxes" in m.spec.needs for m in metrics) or bool(getattr(model, "uses_boxes", True))
 
 
-def _cache(spec: RunSpec, dataset: Dataset, model: TalkingFaceModel) -> VideoCache | None:
+def _cache(spec: RunSpec, dkey: DatasetKey, model: TalkingFaceModel, mkey: ModelKey) -> VideoCache | None:
+    from tfgbench.videos import cache_for
+
     if not model.cache_outputs:
         return None
-    return cache_for(Path(spec.workdir), model.name, model.info.checkpoint_sha256, model.settings_hash(),
-                     dataset.name, dataset.version, dataset.split)
+    return cache_for(Path(spec.workdir), mkey, dkey)
 
 
 def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = True,
@@ -245,20 +280,26 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
     if warning:
         log(warning)
     metrics = build_metrics(spec, type(dataset), log)
-    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
+    dataset.need_boxes = _need_boxes(model, metrics)
     model_name = getattr(model, "label", model.name)
-    mkey = ModelKey(model_name, model.info.checkpoint_sha256, model.settings_hash())
-    all_ids = dataset.ids()
-    dkey = DatasetKey(dataset.name, dataset.version, dataset.split)
+    if external:
+        mkey, key_files = ModelKey(model_name, model.info.checkpoint_sha256, model.settings_hash(), "file"), {}
+    else:
+        from tfgbench.keys import model_key
+
+        mkey, key_files = model_key(model, model_name, spec.checkpoint, spec.model_args, check_delivery(spec.delivery))
+    all_ids = checked_ids(dataset)
+    dkey = dataset_key(dataset)
     ids = all_ids[: spec.limit] if spec.limit else all_ids
     summary = RunSummary(dkey, mkey, [m.spec.name for m in metrics])
     with Store(Path(spec.workdir) / "results.sqlite") as store:
         for m in metrics:
             store.record_protocol(m.spec)
-        store.record_dataset(dkey, len(all_ids))
+        store.record_dataset(dkey.sized, len(all_ids))
         todo: dict[str, list[str]] = {i: [] for i in ids}
         for m in metrics:
-            done = store.done(mkey, dkey, m.spec.name, m.evaluator_sha256, include_errors=not spec.retry_errors)
+            done = store.done(mkey, dkey, m.spec.name, m.evaluator_sha256, include_errors=not spec.retry_errors,
+                              protocol_version=m.spec.version)
             for i in ids:
                 if i not in done:
                     todo[i].append(m.spec.name)
@@ -268,7 +309,8 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
             log(f"all {len(ids)} samples already scored for {mkey.model}; nothing to do")
             summary.seconds = time.perf_counter() - t_start
             return summary
-        run_id = store.start_run(spec.command, mkey, model.settings, asdict(model.info), dkey, spec.device)
+        run_id = store.start_run(spec.command, mkey, model.settings, asdict(model.info), dkey, spec.device,
+                                 key_files)
         bar = tqdm(total=len(todo), desc=f"{mkey.model} on {dataset.name}/{dataset.split}", unit="sample",
                    disable=not progress, dynamic_ncols=True)
 
@@ -281,21 +323,24 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
             bar.set_postfix(failed=len(summary.failed))
             bar.update(1)
 
+        cache = None if external else _cache(spec, dkey, model, mkey)
         try:
             if spec.jobs <= 1 or external:
-                worker = SampleWorker(model, metrics, None if external else _cache(spec, dataset, model),
-                                      strict_shape=not external)
+                worker = SampleWorker(model, metrics, cache, strict_shape=not external,
+                                      delivery="lossless" if external else spec.delivery)
                 for sample_id, sample in _prefetch(dataset, list(todo)):
                     record(sample_id, worker.process(sample, sample_id, todo[sample_id]))
             else:
-                threads = max(1, (os.cpu_count() or 1) // spec.jobs)
-                import multiprocessing as mp
+                from tfgbench.workers import WorkerPool
 
-                with ProcessPoolExecutor(spec.jobs, mp_context=mp.get_context("spawn"), initializer=_init_process,
-                                         initargs=(spec, threads)) as pool:
-                    futures = {i: pool.submit(_process_in_worker, i, p) for i, p in todo.items()}
-                    for sample_id, future in futures.items():
-                        record(sample_id, future.result())
+                by_name = {m.spec.name: m for m in metrics}
+
+                def crashed(sample_id: str, protocols: list[str], reason: str) -> None:
+                    record(sample_id, [_failure(by_name[p], reason) for p in protocols])
+
+                threads = max(1, (os.cpu_count() or 1) // spec.jobs)
+                cache_dir = None if cache is None else str(cache.root)
+                WorkerPool(spec.jobs, _build_process, (spec, cache_dir, threads)).run(todo, record, crashed)
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - t_start

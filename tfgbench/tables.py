@@ -1,7 +1,9 @@
 """Leaderboard tables: a pure function of the stored rows.
 
-One table per (dataset, dataset version, split). A row per model (name, checkpoint, settings);
-a column per (protocol, evaluator, measure) with an arrow for the better direction. A cell is
+One table per (dataset, dataset version, split, face-box source). A row per model (name,
+checkpoint, settings, delivery); a column per (protocol, protocol version, evaluator, measure) with
+an arrow for the better direction, so rows of two protocol versions, two evaluators, two
+deliveries or two box sources never meet in one cell. A cell is
 the dataset value of that measure (:func:`tfgbench.metrics.base.aggregate`) only when the model
 has a successful row for *every* sample of the split; otherwise the cell is flagged with its
 coverage (``41/50``, and failures as ``3 failed``) and shows no number: a partial average is never
@@ -24,19 +26,25 @@ FORMATS = ("md", "latex", "csv", "html")
 _ORDER_FIRST, _ORDER_LAST = ("ground-truth",), ("static-frame",)
 
 
+ModelRow = tuple[str, str, str, str]  # (model, checkpoint sha256, settings hash, delivery)
+
+
 @dataclass(frozen=True)
 class Column:
     protocol: str
     evaluator_sha256: str
     measure: Measure
     show_evaluator: bool = False
+    protocol_version: int = 1
+    show_version: bool = False
 
     @property
     def header(self) -> str:
         arrow = {True: " ↑", False: " ↓", None: ""}[self.measure.higher_is_better]
         unit = " %" if self.measure.percent else ""
+        version = f" v{self.protocol_version}" if self.show_version else ""
         evaluator = f" @{self.evaluator_sha256[:8]}" if self.show_evaluator else ""
-        return f"{self.measure.label}{unit}{arrow} ({self.protocol}{evaluator})"
+        return f"{self.measure.label}{unit}{arrow} ({self.protocol}{version}{evaluator})"
 
 
 @dataclass
@@ -56,18 +64,19 @@ class Table:
     dataset: DatasetKey
     total: int
     columns: list[Column]
-    models: list[tuple[str, str, str]]  # (model, checkpoint sha256, settings hash)
-    cells: dict[tuple[tuple[str, str, str], Column], Cell] = field(default_factory=dict)
+    models: list[ModelRow]
+    cells: dict[tuple[ModelRow, Column], Cell] = field(default_factory=dict)
 
-    def model_label(self, key: tuple[str, str, str]) -> str:
-        same_name = [m for m in self.models if m[0] == key[0]]
+    def model_label(self, key: ModelRow) -> str:
+        delivery = f" [{key[3]} delivery]" if key[3] == "official" else ""
+        same_name = [m for m in self.models if m[0] == key[0] and m[3] == key[3]]
         if len(same_name) == 1:
-            return key[0]
+            return key[0] + delivery
         ckpt = key[1][:8] if key[1] not in ("none", "external") else key[1]
-        return f"{key[0]} ({ckpt}, settings {key[2][:6]})"
+        return f"{key[0]} ({ckpt}, settings {key[2][:6]}){delivery}"
 
 
-def _model_order(key: tuple[str, str, str]) -> tuple[int, str, str, str]:
+def _model_order(key: ModelRow) -> tuple[int, str, str, str, str]:
     rank = 0 if key[0] in _ORDER_FIRST else 2 if key[0] in _ORDER_LAST else 1
     return (rank, *key)
 
@@ -77,25 +86,30 @@ def build_tables(rows: Sequence[Row], measures: dict[tuple[str, str], Measure],
     """Group rows into one :class:`Table` per dataset split; see the module docstring."""
     by_dataset: dict[DatasetKey, list[Row]] = defaultdict(list)
     for r in rows:
-        by_dataset[DatasetKey(r.dataset, r.dataset_version, r.split)].append(r)
+        by_dataset[DatasetKey(r.dataset, r.dataset_version, r.split, r.boxes)].append(r)
     tables = []
-    for dkey in sorted(by_dataset, key=lambda k: (k.dataset, k.split, k.dataset_version)):
+    for dkey in sorted(by_dataset, key=lambda k: (k.dataset, k.split, k.dataset_version, k.boxes)):
         drows = by_dataset[dkey]
-        models = sorted({(r.model, r.checkpoint_sha256, r.settings_hash) for r in drows}, key=_model_order)
-        evaluators: dict[str, set[str]] = defaultdict(set)
+        models = sorted({r.model_key for r in drows}, key=_model_order)
+        variants: dict[str, set[tuple[int, str]]] = defaultdict(set)
         for r in drows:
-            evaluators[r.protocol].add(r.evaluator_sha256)
-        columns = [Column(protocol, ev, m, show_evaluator=len(evaluators[protocol]) > 1)
-                   for protocol in sorted(evaluators) for ev in sorted(evaluators[protocol])
-                   for (p, _), m in measures.items() if p == protocol]
-        ids_total = sizes.get(dkey) or len({r.sample_id for r in drows})
+            variants[r.protocol].add((r.protocol_version, r.evaluator_sha256))
+        columns = []
+        for protocol in sorted(variants):
+            versions = {v for v, _ in variants[protocol]}
+            for version, ev in sorted(variants[protocol]):
+                show_ev = len({e for v, e in variants[protocol] if v == version}) > 1
+                columns += [Column(protocol, ev, m, show_evaluator=show_ev, protocol_version=version,
+                                   show_version=len(versions) > 1)
+                            for (p, _), m in measures.items() if p == protocol]
+        ids_total = sizes.get(dkey.sized) or len({r.sample_id for r in drows})
         table = Table(dkey, ids_total, columns, models)
         grouped: dict[tuple, list[Row]] = defaultdict(list)
         for r in drows:
-            grouped[(r.model, r.checkpoint_sha256, r.settings_hash, r.protocol, r.evaluator_sha256)].append(r)
+            grouped[(*r.model_key, r.protocol, r.protocol_version, r.evaluator_sha256)].append(r)
         for mkey in models:
             for col in columns:
-                group = grouped.get((*mkey, col.protocol, col.evaluator_sha256), [])
+                group = grouped.get((*mkey, col.protocol, col.protocol_version, col.evaluator_sha256), [])
                 ok = [(r.value, r.num, r.den) for r in group if r.measure == col.measure.key and r.error is None]
                 failed = len({r.sample_id for r in group if r.measure == ERROR_MEASURE})
                 complete = len(ok) == ids_total and failed == 0
@@ -118,12 +132,17 @@ def format_cell(cell: Cell, measure: Measure) -> str:
 
 
 def provenance(table: Table) -> str:
-    """Where the numbers come from: each model's checkpoint and settings hashes, each evaluator's hash."""
-    models = "; ".join(f"{table.model_label(m)}: checkpoint {m[1][:12]}, settings {m[2][:8]}" for m in table.models)
-    evaluators = sorted({(c.protocol, c.evaluator_sha256[:12]) for c in table.columns if c.evaluator_sha256 != "none"})
+    """Where the numbers come from: each model's checkpoint, settings and delivery, each
+    evaluator's hash (with its side files), the face-box source."""
+    models = "; ".join(f"{table.model_label(m)}: checkpoint {m[1][:12]}, settings {m[2][:8]}, delivery {m[3]}"
+                       for m in table.models)
+    evaluators = sorted({(c.protocol, c.protocol_version, c.evaluator_sha256[:12]) for c in table.columns
+                         if c.evaluator_sha256 != "none"})
     text = f"Models: {models}.\n"
     if evaluators:
-        text += "Evaluators: " + "; ".join(f"{p} weights sha256 {h}" for p, h in evaluators) + ".\n"
+        text += "Evaluators: " + "; ".join(f"{p} v{v} weights sha256 {h}" for p, v, h in evaluators) + ".\n"
+    if table.dataset.boxes != "dataset":
+        text += f"Face boxes: {table.dataset.boxes}.\n"
     return text
 
 
@@ -144,7 +163,8 @@ def render(table: Table, fmt: str = "md") -> str:
     body = [[table.model_label(m), *[format_cell(table.cells[(m, c)], c.measure) for c in table.columns]]
             for m in table.models]
     d = table.dataset
-    caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}, {table.total} samples)."
+    boxes = "" if d.boxes == "dataset" else f", face boxes {d.boxes[:48]}"
+    caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}{boxes}, {table.total} samples)."
     if any(not cell.complete and (cell.covered or cell.failed) for cell in table.cells.values()):
         caption += " ⚠ n/N: the model has results for only n of N samples, so no average is shown."
     from tabulate import tabulate
@@ -161,13 +181,14 @@ def render(table: Table, fmt: str = "md") -> str:
 def _render_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["dataset", "dataset_version", "split", "model", "checkpoint_sha256", "settings_hash",
-                     "protocol", "evaluator_sha256", "measure", "value", "covered", "failed", "total"])
+    writer.writerow(["dataset", "dataset_version", "split", "boxes", "model", "checkpoint_sha256", "settings_hash",
+                     "delivery", "protocol_version", "protocol", "evaluator_sha256", "measure", "value", "covered",
+                     "failed", "total"])
     d = table.dataset
     for m in table.models:
         for c in table.columns:
             cell = table.cells[(m, c)]
             value = "" if not cell.complete or cell.value is None else repr(cell.value)
-            writer.writerow([d.dataset, d.dataset_version, d.split, *m, c.protocol, c.evaluator_sha256,
-                             c.measure.key, value, cell.covered, cell.failed, cell.total])
+            writer.writerow([d.dataset, d.dataset_version, d.split, d.boxes, *m, c.protocol_version, c.protocol,
+                             c.evaluator_sha256, c.measure.key, value, cell.covered, cell.failed, cell.total])
     return out.getvalue()

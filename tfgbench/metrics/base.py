@@ -62,6 +62,9 @@ class ProtocolSpec:
         settings: every pinned choice, shown to users and recorded with results.
         needs: inputs beyond the generated frames: any of ``"reference"`` (ground-truth frames),
             ``"audio"``, ``"transcript"``, ``"boxes"``.
+        version: bumped whenever the protocol's code changes a number. It is part of every
+            result's key: rows of different versions are never mixed in a table cell, and a run
+            re-scores samples stored under an older version.
     """
 
     name: str
@@ -69,6 +72,7 @@ class ProtocolSpec:
     summary: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     needs: frozenset[str] = frozenset()
+    version: int = 1
 
     @property
     def family(self) -> str:

@@ -41,11 +41,25 @@ class WERResult:
     errors: WordErrors
 
 
+def resolve_spm(spm: str | Path | None) -> Path | None:
+    """The SentencePiece model an official AV-HuBERT reader is given: ``spm`` (``--spm``), else
+    ``$TFGBENCH_AVHUBERT_SPM``, else ``$TFGBENCH_HOME/weights/spm_unigram1000.model`` if present
+    (used only when the checkpoint has no dictionary)."""
+    from tfgbench.paths import home
+
+    if spm is not None:
+        return Path(spm).expanduser()
+    if os.environ.get("TFGBENCH_AVHUBERT_SPM"):
+        return Path(os.environ["TFGBENCH_AVHUBERT_SPM"]).expanduser()
+    default = home() / "weights" / "spm_unigram1000.model"
+    return default if default.is_file() else None
+
+
 def build_reader(protocol: str, weights: str | Path | None = None, device: str = "cpu",
                  spm: str | Path | None = None, batch_size: int | None = None) -> LipReader:
     """The reader a protocol pins (see module docstring). Raises MissingResourceError when a
     checkpoint or tokenizer is missing, naming where it was looked for and where it comes from."""
-    from tfgbench.paths import find_file, home
+    from tfgbench.paths import find_file
 
     cfg = CONFIGS[protocol]
     if cfg.reader == "avhubert":
@@ -59,11 +73,7 @@ def build_reader(protocol: str, weights: str | Path | None = None, device: str =
         else:
             path = find_file(f"the {protocol} reader checkpoint", weights, cfg.env, cfg.filename, cfg.origin,
                              flag="--reader")
-        if spm is None and os.environ.get("TFGBENCH_AVHUBERT_SPM"):
-            spm = os.environ["TFGBENCH_AVHUBERT_SPM"]
-        if spm is None and (home() / "weights" / "spm_unigram1000.model").is_file():
-            spm = home() / "weights" / "spm_unigram1000.model"  # used only if the checkpoint has no dictionary
-        return load_avhubert_reader(path, spm=spm, device=device, decode=DecodeSettings(beam=cfg.beam),
+        return load_avhubert_reader(path, spm=resolve_spm(spm), device=device, decode=DecodeSettings(beam=cfg.beam),
                                     batch_size=batch_size or 4)
     from tfgbench.readers import conformer_reader as cr
 
@@ -95,10 +105,35 @@ class WERScorer:
         self.reader = reader if reader is not None else build_reader(protocol, weights, device, spm, batch_size)
         self.mean_face_path = mean_face
         self._mean_face: np.ndarray | None = None
+        self.side_files = self._side_files(spm)
+
+    def _side_files(self, spm: str | Path | None) -> dict[str, str]:
+        """sha256 of every file besides the reader's weights that can change a transcript: the
+        SentencePiece model given to an official AV-HuBERT reader, the mean face of
+        ``wer/avhubert-roi`` (``none`` when absent: samples that need it then fail)."""
+        from tfgbench.filehash import file_sha256
+        from tfgbench.paths import find_file
+
+        out: dict[str, str] = {}
+        if self.config.reader == "avhubert" and self.config.weights == "official":
+            path = resolve_spm(spm)
+            if path is not None:
+                out["spm"] = file_sha256(path, "--spm")
+        if self.config.frames == "roi":
+            try:
+                self.mean_face_path = find_file("the AV-HuBERT mean face", self.mean_face_path, "TFGBENCH_MEAN_FACE",
+                                                "20words_mean_face.npy", pp.MEAN_FACE_ORIGIN, flag="--mean-face")
+                out["mean-face"] = file_sha256(self.mean_face_path, "--mean-face")
+            except MissingResourceError:
+                if self.mean_face_path is not None:
+                    raise
+                out["mean-face"] = "none"
+        return out
 
     @property
     def sha256(self) -> str:
-        return self.reader.sha256
+        """The evaluator key: the reader's weights, then each side file (see :meth:`_side_files`)."""
+        return self.reader.sha256 + "".join(f"+{k}:{v}" for k, v in sorted(self.side_files.items()))
 
     def mean_face(self) -> np.ndarray:
         if self._mean_face is None:
