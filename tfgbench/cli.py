@@ -20,6 +20,7 @@ DEFAULT_WORKDIR = os.environ.get("TFGBENCH_WORKDIR", "tfgbench-runs")
 EXTERNAL = {
     "lse": ("tfgbench.metrics.lse.cli", "score one video's lip sync: offset, LSE-C, LSE-D"),
     "wer": ("tfgbench.metrics.wer.cli", "lip-read one video and score it against its transcript (WER)"),
+    "calibrate": ("tfgbench.calibrate", "how far each metric moves under controlled degradations (plots, summary)"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
