@@ -83,6 +83,15 @@ def test_sweep_resumes_and_report_is_written(guard, tmp_path):
     assert "![mouth-swap](mouth-swap.png)" in text
 
 
+def test_sweep_rows_are_the_rows_tfgbench_run_would_store(guard):
+    from tfgbench.runner import RunSpec, run
+
+    spec = RunSpec(model="degrade", dataset="synthetic", metrics=list(guard.spec.protocols), limit=1,
+                   model_args={"kind": "shift", "amount": 5}, workdir=guard.spec.workdir)
+    summary = run(spec, progress=False, log=lambda _: None)
+    assert summary.skipped == 1 and summary.samples == 0   # the sweep's row for the split's first clip is found
+
+
 def test_estimate_pools_and_pairs():
     rows = {"a": (0.5, 1.0, 2.0), "b": (0.0, 0.0, 8.0)}
     assert estimate([rows], pooled=True, reps=10)[0] == pytest.approx(0.1)       # 1 / 10 words

@@ -16,12 +16,13 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tfgbench.degrade import KINDS, label, normalise
 from tfgbench.errors import TfgbenchError
+from tfgbench.store import ModelKey
 
 #: default amounts per kind, mildest first; each kind's identity (shift 0, blur 0...) is added
 #: from the shared undegraded row. 37 settings x 24 clips score in about 10 minutes on 2 cores.
@@ -100,11 +101,22 @@ def pick_ids(ids: Sequence[str], n: int) -> list[str]:
 
 
 def sweep(spec: CalibrationSpec, progress: bool = True, log: Callable[[str], None] = print) -> Calibration:
-    """Run (or resume) the sweep and read its rows back; see the module docstring."""
+    """Run (or resume) the sweep and read its rows back; see the module docstring. Keys, resumption
+    and rows are the runner's (:func:`tfgbench.keys.model_key`, :func:`tfgbench.runner.dataset_key`,
+    :class:`tfgbench.runner.SampleWorker`); each clip is loaded once for all settings."""
     from tqdm import tqdm
 
-    from tfgbench.runner import RunSpec, SampleWorker, build_dataset, build_metrics, build_model
-    from tfgbench.store import DatasetKey, ModelKey, Store
+    from tfgbench.keys import model_key
+    from tfgbench.runner import (
+        RunSpec,
+        SampleWorker,
+        build_dataset,
+        build_metrics,
+        build_model,
+        checked_ids,
+        dataset_key,
+    )
+    from tfgbench.store import Store
 
     t0 = time.perf_counter()
     plan = spec.plan()
@@ -113,30 +125,32 @@ def sweep(spec: CalibrationSpec, progress: bool = True, log: Callable[[str], Non
                    command=spec.command)
     dataset = build_dataset(base)
     metrics = build_metrics(base, type(dataset), log)
-    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics)
-    all_ids = dataset.ids()
-    ids = pick_ids(all_ids, spec.clips)
-    dkey = DatasetKey(dataset.name, dataset.version, dataset.split)
     labels: dict[tuple[str, float], str] = {}
-    models: dict[str, Any] = {"degrade:none": build_model(replace(base, model_args={"kind": "none"}))}
+    args: dict[str, dict[str, Any]] = {"degrade:none": {"kind": "none"}}
     for kind, amounts in plan.items():
         for amount in amounts:
-            settings = normalise(kind, amount)
-            name = label(settings)
+            name = label(normalise(kind, amount))
             labels[(kind, amount)] = name
-            if name not in models:
-                models[name] = build_model(replace(base, model_args={"kind": kind, "amount": amount}))
-    keys = {name: ModelKey(getattr(m, "label", m.name), m.info.checkpoint_sha256, m.settings_hash())
-            for name, m in models.items()}
+            args.setdefault(name, {"kind": kind, "amount": amount})
+    models = {name: build_model(replace(base, model_args=a)) for name, a in args.items()}
+    dataset.need_boxes = any("boxes" in m.spec.needs for m in metrics) or \
+        any(getattr(m, "uses_boxes", True) for m in models.values())
+    keys, key_files = {}, {}
+    for name, m in models.items():
+        keys[name], key_files[name] = model_key(m, getattr(m, "label", m.name), None, args[name])
+    all_ids = checked_ids(dataset)
+    ids = pick_ids(all_ids, spec.clips)
+    dkey = dataset_key(dataset)
     failed: dict[str, int] = {}
     with Store(Path(spec.workdir) / "results.sqlite") as store:
         for m in metrics:
             store.record_protocol(m.spec)
-        store.record_dataset(dkey, len(all_ids))
+        store.record_dataset(dkey.sized, len(all_ids))
         todo: dict[str, dict[str, list[str]]] = {}  # sample -> label -> protocols
         for name, key in keys.items():
             for m in metrics:
-                done = store.done(key, dkey, m.spec.name, m.evaluator_sha256, include_errors=not spec.retry_errors)
+                done = store.done(key, dkey, m.spec.name, m.evaluator_sha256, include_errors=not spec.retry_errors,
+                                  protocol_version=m.spec.version)
                 for i in ids:
                     if i not in done:
                         todo.setdefault(i, {}).setdefault(name, []).append(m.spec.name)
@@ -157,7 +171,7 @@ def sweep(spec: CalibrationSpec, progress: bool = True, log: Callable[[str], Non
                     if name not in run_ids:
                         m = models[name]
                         run_ids[name] = store.start_run(spec.command, keys[name], m.settings, asdict(m.info), dkey,
-                                                        spec.device)
+                                                        spec.device, key_files[name])
                     bar.set_postfix_str(name)
                     results = workers[name].process(sample, sample_id, protocols)
                     store.write_sample(keys[name], dkey, sample_id, run_ids[name], results)
@@ -165,12 +179,14 @@ def sweep(spec: CalibrationSpec, progress: bool = True, log: Callable[[str], Non
         finally:
             bar.close()
         wanted = set(ids)
-        evaluators = {m.spec.name: m.evaluator_sha256 for m in metrics}
+        current = {(m.spec.name, m.spec.version, m.evaluator_sha256) for m in metrics}
+        by_key = {astuple(k): name for name, k in keys.items()}
         values: dict[tuple[str, str, str], dict[str, tuple]] = {}
-        by_key = {astuple_key(k): name for name, k in keys.items()}
-        for r in store.rows(dataset.name, "dataset_version = ? AND split = ?", (dkey.dataset_version, dkey.split)):
-            name = by_key.get((r.model, r.checkpoint_sha256, r.settings_hash))
-            if name is None or r.sample_id not in wanted or evaluators.get(r.protocol) != r.evaluator_sha256:
+        for r in store.rows(dataset.name):
+            name = by_key.get(astuple(ModelKey(r.model, r.checkpoint_sha256, r.settings_hash, r.delivery)))
+            if name is None or r.sample_id not in wanted or (r.dataset_version, r.split, r.boxes) != \
+                    (dkey.dataset_version, dkey.split, dkey.boxes) or \
+                    (r.protocol, r.protocol_version, r.evaluator_sha256) not in current:
                 continue
             if r.error is not None:
                 failed[name] = failed.get(name, 0) + 1
@@ -180,10 +196,6 @@ def sweep(spec: CalibrationSpec, progress: bool = True, log: Callable[[str], Non
     columns = [(m.spec.name, m.evaluator_sha256, measures.get((m.spec.name, ms.key), ms))
                for m in metrics for ms in m.spec.measures]
     return Calibration(spec, dkey, ids, plan, labels, columns, values, failed, time.perf_counter() - t0)
-
-
-def astuple_key(key: Any) -> tuple[str, str, str]:
-    return (key.model, key.checkpoint_sha256, key.settings_hash)
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -337,6 +337,11 @@ class Degrade(TalkingFaceModel):
     def info(self) -> ModelInfo:
         return ModelInfo(training_data="none", licence="n/a", reference_frame="none")
 
+    @property
+    def uses_boxes(self) -> bool:
+        """Mouth regions come from the sample's boxes (the runner loads them only when asked)."""
+        return self.settings["kind"] == "mouth-swap" or self.settings.get("region") == "mouth"
+
     def generate(self, sample: Sample) -> np.ndarray:
         s = self.settings
         kind, frames = s["kind"], sample.frames
