@@ -248,9 +248,19 @@ def _describe(kind: str, level: float) -> str:
     return f"{kind} {level:g}"
 
 
+def _shown(value: float, d: float, measure: Any, capped: bool) -> str:
+    """A value and its change (the value alone where the undegraded one is the PSNR cap)."""
+    return _fmt(value, measure) + ("" if capped else f" ({_fmt(d, measure, True)})")
+
+
+def _change(d: float, low: float, high: float, measure: Any) -> str:
+    return f"{_fmt(d, measure, True)} [{_fmt(low, measure, True)}, {_fmt(high, measure, True)}]"
+
+
 def sensitivity(cal: Calibration) -> tuple[list[str], list[str]]:
-    """Table rows and bullet sentences: per measure, the mildest nuisance amount that moves it at
-    least as much (for the worse) as the measure's sync reference does."""
+    """Table rows and one sentence per sync or lip-reading measure: the mildest amount of each
+    nuisance that moves the measure at least as much (for the worse, point estimates) as the
+    measure's sync reference does."""
     rows, bullets = [], []
     nuisances = [k for k in NUISANCE_KINDS if k in cal.plan and _levels(cal, k)]
     for protocol, _, measure in cal.columns:
@@ -262,34 +272,33 @@ def sensitivity(cal: Calibration) -> tuple[list[str], list[str]]:
         rd, rlo, rhi, rn = delta(cal, ref[0], ref[1], protocol, measure)
         if not rn:
             continue
-        cells = []
+        base = estimate([cal.undegraded(protocol, measure.key)], measure.pooled, reps=1)[0]
+        capped = measure.key == "psnr" and base >= PSNR_IDENTICAL  # changes from the cap mean nothing
+
+        cells, hits = [], []
         for kind in nuisances:
-            hit = None
-            worst = math.nan
+            hit, worst = None, math.nan
             for level in _levels(cal, kind):
                 d, lo, hi, n = delta(cal, kind, level, protocol, measure)
-                if n and (math.isnan(worst) or _worse(d, measure) > _worse(worst, measure)):
+                if not n:
+                    continue
+                if math.isnan(worst) or _worse(d, measure) > _worse(worst, measure):
                     worst = d
-                if n and _worse(d, measure) >= max(_worse(rd, measure), 0) and _worse(d, measure) > 0:
+                if _worse(d, measure) > 0 and _worse(d, measure) >= _worse(rd, measure):
                     hit = (level, d, lo, hi)
                     break
             if hit is None:
                 cells.append(f"— (at most {_fmt(worst, measure, True)})" if not math.isnan(worst) else "n/a")
                 continue
             level, d, lo, hi = hit
-            cells.append(f"**{_amount(kind, level)}**: {_fmt(value_at(cal, kind, level, protocol, measure), measure)} "
-                         f"({_fmt(d, measure, True)})")
-            if measure.key in ("lse_c", "lse_d", "wer"):
-                unit = KINDS[kind].unit
-                bullets.append(
-                    f"**{_header(protocol, measure)}** moves more with {kind} ({unit} {_amount(kind, level)}: "
-                    f"{_fmt(d, measure, True)} [{_fmt(lo, measure, True)}, {_fmt(hi, measure, True)}]) than with "
-                    f"{_describe(*ref)} ({_fmt(rd, measure, True)} [{_fmt(rlo, measure, True)}, "
-                    f"{_fmt(rhi, measure, True)}]).")
-        base = estimate([cal.undegraded(protocol, measure.key)], measure.pooled, reps=1)[0]
-        ref_value = value_at(cal, *ref, protocol, measure)
-        rows.append(f"| {_header(protocol, measure)} | {_fmt(base, measure)} | {_describe(*ref)}: "
-                    f"{_fmt(ref_value, measure)} ({_fmt(rd, measure, True)}) | "
+            value = value_at(cal, kind, level, protocol, measure)
+            cells.append(f"**{_amount(kind, level)}**: {_shown(value, d, measure, capped)}")
+            hits.append(f"{kind} {KINDS[kind].short} {_amount(kind, level)} ({_change(d, lo, hi, measure)})")
+        if hits and measure.key in ("lse_c", "lse_d", "wer"):
+            bullets.append(f"**{_header(protocol, measure)}**: {_describe(*ref)} changes it by "
+                           f"{_change(rd, rlo, rhi, measure)}; as much or more: " + ", ".join(hits) + ".")
+        ref_value = _shown(value_at(cal, *ref, protocol, measure), rd, measure, capped)
+        rows.append(f"| {_header(protocol, measure)} | {_fmt(base, measure)} | {_describe(*ref)}: {ref_value} | "
                     + " | ".join(cells) + " |")
     header = ("| measure | undegraded | sync reference | " + " | ".join(nuisances) + " |\n|---|---|---|"
               + "---|" * len(nuisances))
@@ -348,7 +357,8 @@ def summary(cal: Calibration, figures: dict[str, str]) -> str:
                   "the worse, as a mild lip-sync error does (the sync reference: a ±2-frame audio offset; for WER, "
                   "whose readers see no audio, another clip's mouth on a quarter of the frames), with the change; "
                   "— where no swept amount does (with the largest change seen).", "", *table]
-        lines += ["", "Where a sync or lip-reading protocol reacts more to a nuisance than to sync:", ""]
+        lines += ["", "Where a sync or lip-reading protocol reacts as much or more to a nuisance as to sync (point "
+                  "estimates; the change at the mildest such amount, with its 95 % interval):", ""]
         lines += [f"- {b}" for b in bullets] or ["- nowhere in this sweep."]
     lines += ["", "## Figures", ""]
     lines += [f"![{kind}]({name})" for kind, name in figures.items()]

@@ -53,6 +53,7 @@ class Kind:
 
     name: str
     unit: str
+    short: str
     identity: float | None
     default: float
     integer: bool = False
@@ -62,15 +63,16 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("none", "", None, 0),
-    Kind("shift", "audio offset (frames)", 0, 5, integer=True),
-    Kind("freeze", "fraction of the clip frozen", 0, 1.0, low=0, high=1, seeded=True),
-    Kind("blur", "Gaussian sigma (px)", 0, 2.0, low=0),
-    Kind("jpeg", "JPEG quality", None, 20, integer=True, low=1, high=100),
-    Kind("h264", "H.264 crf", None, 35, integer=True, low=0, high=51),
-    Kind("downscale", "downscale factor", 1, 2.0, low=1),
-    Kind("noise", "noise sigma (0-255)", 0, 10.0, low=0, seeded=True),
-    Kind("mouth-swap", "fraction of frames with another clip's mouth", 0, 1.0, low=0, high=1, seeded=True),
+    Kind("none", "", "", None, 0),
+    Kind("shift", "audio offset (frames)", "frames", 0, 5, integer=True),
+    Kind("freeze", "fraction of the clip frozen", "fraction", 0, 1.0, low=0, high=1, seeded=True),
+    Kind("blur", "Gaussian sigma (px)", "sigma", 0, 2.0, low=0),
+    Kind("jpeg", "JPEG quality", "quality", None, 20, integer=True, low=1, high=100),
+    Kind("h264", "H.264 crf", "crf", None, 35, integer=True, low=0, high=51),
+    Kind("downscale", "downscale factor", "factor", 1, 2.0, low=1),
+    Kind("noise", "noise sigma (0-255)", "sigma", 0, 10.0, low=0, seeded=True),
+    Kind("mouth-swap", "fraction of frames with another clip's mouth", "fraction", 0, 1.0, low=0, high=1,
+         seeded=True),
 )}
 REGIONS = ("mouth", "frame")
 
