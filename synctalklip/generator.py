@@ -100,8 +100,8 @@ class FreezeTalkLip(TalkLip):
     zero, so training starts from the frozen encoder's generator. :meth:`encode_audio` returns both
     encodings side by side ``(B, T, 2 D)``; :meth:`bottleneck` splits them."""
 
-    def __init__(self, audio_encoder: nn.Module, audio_dim: int, width: float, min_channels: int = 1) -> None:
-        super().__init__(audio_encoder, audio_dim, width, min_channels)
+    def __init__(self, audio_encoder: nn.Module, audio_dim: int, width: float) -> None:
+        super().__init__(audio_encoder, audio_dim, width)
         self.extra_audio_encoder = copy.deepcopy(audio_encoder)
         self.extra_audio_map = nn.Linear(audio_dim, scaled(512, width))
         nn.init.zeros_(self.extra_audio_map.weight)
@@ -125,15 +125,13 @@ def generator_config(spec: SyncTalklipVariant, encoder_cfg: AVHubertConfig) -> T
 
 
 def build_generator(spec: SyncTalklipVariant, encoder_cfg: AVHubertConfig,
-                    encoder_state: dict[str, torch.Tensor] | None = None,
-                    config: TalkLipConfig | None = None) -> tuple[TalkLip, TalkLipConfig]:
+                    encoder_state: dict[str, torch.Tensor] | None = None) -> tuple[TalkLip, TalkLipConfig]:
     """The generator of ``spec`` and its config, the audio encoder loaded from ``encoder_state``
     (``w2v_model.*`` keys, :func:`baselines.talklip.checkpoint.audio_encoder_init`) when given.
-    ``config``: a saved generator's config (default: :func:`generator_config`, for new runs).
     Which encoder layers train is the training recipe's business (``finetune_audio_layers``)."""
-    cfg = config if config is not None else generator_config(spec, encoder_cfg)
+    cfg = generator_config(spec, encoder_cfg)
     encoder = EncoderWrapper(AVHubertConfig.from_dict(cfg.audio))
     if encoder_state is not None:
         encoder.load_state_dict(encoder_state)
     cls = FreezeTalkLip if spec.variant == "freeze" else TalkLip
-    return cls(encoder, cfg.audio_dim, cfg.width, cfg.min_channels), cfg
+    return cls(encoder, cfg.audio_dim, cfg.width), cfg

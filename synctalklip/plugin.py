@@ -46,7 +46,7 @@ def load_synctalklip_generator(path: str | Path) -> tuple[Any, Any, dict[str, An
                             "TalkLip checkpoints run with --model talklip")
     spec = SyncTalklipVariant.from_dict(meta["synctalklip"])
     config = TalkLipConfig.from_dict(config_dict)
-    generator, _ = build_generator(spec, AVHubertConfig.from_dict(config.audio), config=config)
+    generator, _ = build_generator(spec, AVHubertConfig.from_dict(config.audio))
     load_state_strict(generator, state, str(path))
     return generator.eval(), config, meta
 

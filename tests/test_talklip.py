@@ -144,14 +144,3 @@ def test_audio_encoder_starts_from_a_fairseq_pretraining_checkpoint(tmp_path):
     assert config.audio["encoder_attention_heads"] == 4 and config.audio_dim == 128
     for k, v in w2v.state_dict().items():
         assert torch.equal(generator.audio_encoder.w2v_model.state_dict()[k], v), k
-
-
-def test_tiny_face_network_has_a_channel_floor_and_old_configs_keep_plain_scaling():
-    tiny = TalkLipConfig.for_size("tiny")
-    g = build_talklip(tiny)
-    assert tiny.min_channels == 16
-    assert g.state_dict()["face_encoder_blocks.0.0.conv_block.0.weight"].shape[0] == 16   # 16 * 1/4 = 4 without it
-    assert g.state_dict()["face_encoder_blocks.6.0.conv_block.0.weight"].shape[0] == 128  # deep stages: 512 * 1/4
-    old = TalkLipConfig.from_dict({k: v for k, v in tiny.to_dict().items() if k != "min_channels"})
-    assert old.min_channels == 1
-    assert build_talklip(old).state_dict()["face_encoder_blocks.0.0.conv_block.0.weight"].shape[0] == 4

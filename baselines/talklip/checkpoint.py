@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from baselines.talklip.model import TalkLip, TalkLipConfig, build_talklip
-from baselines.wav2lip.model import scaled
 from tfgbench.errors import MissingResourceError, TfgbenchError
 from tfgbench.readers.avhubert import AVHubertConfig
 from tfgbench.readers.avhubert_reader import load_state_strict
@@ -78,12 +77,8 @@ def config_from_state(state: dict[str, torch.Tensor], where: str) -> TalkLipConf
     first = state.get("face_encoder_blocks.0.0.conv_block.0.weight")
     if first is None:
         raise TfgbenchError(f"{where}: no 'face_encoder_blocks.0.0.conv_block.0.weight'; not a TalkLip generator")
-    deepest = state.get("face_encoder_blocks.6.0.conv_block.0.weight")
     audio = encoder_config_from_state(state, ENCODER, where)
-    # width from the deepest stage (512 * width), which no channel floor reaches; the floor from the first
-    width = deepest.shape[0] / 512 if deepest is not None else first.shape[0] / 16
-    floor = first.shape[0] if first.shape[0] != scaled(16, width) else 1
-    return TalkLipConfig(width=width, audio=audio.to_dict(), channel_order="bgr", min_channels=floor)
+    return TalkLipConfig(width=first.shape[0] / 16, audio=audio.to_dict(), channel_order="bgr")
 
 
 def generator_from_state(state: dict[str, torch.Tensor], config: TalkLipConfig, where: str) -> TalkLip:

@@ -52,9 +52,6 @@ class TalkLipConfig:
     width: float = 1.0
     audio: dict[str, Any] = field(default_factory=lambda: AVHubertConfig.base().to_dict())
     channel_order: str = "rgb"
-    #: fewest channels of any face-network stage (1: plain ``width`` scaling, as official files and
-    #: our checkpoints from before this field; 16: the ``tiny`` default, see :meth:`for_size`)
-    min_channels: int = 1
 
     @property
     def audio_dim(self) -> int:
@@ -63,21 +60,12 @@ class TalkLipConfig:
     @classmethod
     def for_size(cls, size: str, audio: AVHubertConfig | None = None, **kw: Any) -> TalkLipConfig:
         """``official``/``paper``: width 1 with AV-HuBERT Base (768-d, ``TalkLip(encoder, 768)``);
-        ``tiny``: width 1/4 with the tiny AV-HuBERT (128-d) and at least 16 channels per stage
-        (``min_channels``). ``audio`` overrides the encoder (SyncTalklip: ``AVHubertConfig.large()``,
-        1024-d).
-
-        Why the floor: at width 1/4 the full-resolution stages (96 and 48 px) that carry the
-        reference face's detail to the output through the U-Net skips have 4 and 8 channels, and the
-        tiny generators could not even copy the reference's mouth within a training run (validation
-        mouth-box L1 0.041 against 0.018 for copying the reference, both 900-step tiny runs);
-        16 channels there (the official first stage's width) costs little: those stages are narrow."""
+        ``tiny``: width 1/4 with the tiny AV-HuBERT (128-d). ``audio`` overrides the encoder
+        (SyncTalklip: ``AVHubertConfig.large()``, 1024-d)."""
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
         if audio is None:
             audio = AVHubertConfig.tiny() if size == "tiny" else AVHubertConfig.base()
-        if size == "tiny":
-            kw.setdefault("min_channels", 16)
         return cls(width=SIZES[size], audio=audio.to_dict(), **kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,22 +97,20 @@ class TalkLip(nn.Module):
         audio_encoder: an :class:`EncoderWrapper` (AV-HuBERT encoder) producing ``(B, T, audio_dim)``.
         audio_dim: its output width (768 for Base, 1024 for Large, 128 for tiny).
         width: face-network channel multiplier (1 official, 1/4 tiny); bottleneck ``512 * width``.
-        min_channels: fewest channels of a face-network stage (:attr:`TalkLipConfig.min_channels`).
 
     The audio encoder runs under ``no_grad`` unless :attr:`finetune_audio` is set (official
     ``ft``: off until the first training stage ends).
     """
 
-    def __init__(self, audio_encoder: nn.Module, audio_dim: int = 768, width: float = 1.0,
-                 min_channels: int = 1) -> None:
+    def __init__(self, audio_encoder: nn.Module, audio_dim: int = 768, width: float = 1.0) -> None:
         super().__init__()
         self.width = width
         self.audio_dim = audio_dim
-        self.face_encoder_blocks = face_encoder_blocks(width, min_channels=min_channels)
+        self.face_encoder_blocks = face_encoder_blocks(width)
         self.audio_encoder = audio_encoder
         self.audio_map = nn.Linear(audio_dim, scaled(512, width))
-        self.face_decoder_blocks = face_decoder_blocks(width, min_channels=min_channels)
-        self.output_block = output_block(width, min_channels)
+        self.face_decoder_blocks = face_decoder_blocks(width)
+        self.output_block = output_block(width)
         self.sync_net = AVSyncHead(audio_dim)
         self.finetune_audio = False
         self.channels_last = False
@@ -177,7 +163,7 @@ class TalkLipDiscQual(Wav2LipDiscQual):
 def build_talklip(config: TalkLipConfig) -> TalkLip:
     """A generator with random weights at ``config``'s sizes."""
     encoder = EncoderWrapper(AVHubertConfig.from_dict(config.audio))
-    return TalkLip(encoder, config.audio_dim, config.width, config.min_channels)
+    return TalkLip(encoder, config.audio_dim, config.width)
 
 
 def set_audio_finetuning(model: TalkLip, top_layers: int) -> list[nn.Parameter]:

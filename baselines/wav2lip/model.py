@@ -28,10 +28,9 @@ from torch.nn import functional as F
 SIZES: dict[str, float] = {"official": 1.0, "tiny": 0.25}
 
 
-def scaled(channels: int, width: float, floor: int = 1) -> int:
-    """Hidden channel count at channel multiplier ``width``: ``max(floor, round(channels * width))``
-    (never more than ``channels``)."""
-    return min(channels, max(floor, int(round(channels * width))))
+def scaled(channels: int, width: float) -> int:
+    """Hidden channel count at channel multiplier ``width``: ``max(1, round(channels * width))``."""
+    return max(1, int(round(channels * width)))
 
 
 class Conv2d(nn.Module):
@@ -89,10 +88,10 @@ ENCODER_CHANNELS = (16, 32, 64, 128, 256, 512, 512)
 DECODER_CHANNELS = (512, 512, 512, 384, 256, 128, 64)
 
 
-def face_encoder_blocks(width: float = 1.0, in_channels: int = 6, min_channels: int = 1) -> nn.ModuleList:
+def face_encoder_blocks(width: float = 1.0, in_channels: int = 6) -> nn.ModuleList:
     """Wav2Lip's 7-stage face encoder: ``(N, in_channels, 96, 96)`` -> features at 96, 48, 24, 12,
-    6, 3, 1 px with ``scaled(ENCODER_CHANNELS[i], width, min_channels)`` channels (the U-Net skips)."""
-    e = [scaled(c, width, min_channels) for c in ENCODER_CHANNELS]
+    6, 3, 1 px with ``scaled(ENCODER_CHANNELS[i], width)`` channels (the U-Net skips)."""
+    e = [scaled(c, width) for c in ENCODER_CHANNELS]
     return nn.ModuleList([
         nn.Sequential(Conv2d(in_channels, e[0], 7, 1, 3)),
         nn.Sequential(Conv2d(e[0], e[1], 3, 2, 1), _res(e[1]), _res(e[1])),
@@ -104,14 +103,13 @@ def face_encoder_blocks(width: float = 1.0, in_channels: int = 6, min_channels: 
     ])
 
 
-def face_decoder_blocks(width: float = 1.0, embedding_channels: int | None = None,
-                        min_channels: int = 1) -> nn.ModuleList:
+def face_decoder_blocks(width: float = 1.0, embedding_channels: int | None = None) -> nn.ModuleList:
     """Wav2Lip's 7-stage decoder. Stage 0 maps the ``(N, E, 1, 1)`` audio embedding (E =
     ``scaled(512, width)`` unless given) to 512 channels; every stage's output is concatenated
     with the matching encoder feature before the next stage (officially 1024, 1024, 768, 512, 320,
     160 input channels), so the last output has ``scaled(64) + scaled(16)`` channels."""
-    e = [scaled(c, width, min_channels) for c in ENCODER_CHANNELS]
-    d = [scaled(c, width, min_channels) for c in DECODER_CHANNELS]
+    e = [scaled(c, width) for c in ENCODER_CHANNELS]
+    d = [scaled(c, width) for c in DECODER_CHANNELS]
     emb = scaled(512, width) if embedding_channels is None else embedding_channels
 
     def up(i: int, n_res: int) -> nn.Sequential:
@@ -125,10 +123,10 @@ def face_decoder_blocks(width: float = 1.0, embedding_channels: int | None = Non
                           up(1, 1), up(2, 2), up(3, 2), up(4, 2), up(5, 2), up(6, 2)])
 
 
-def output_block(width: float = 1.0, min_channels: int = 1) -> nn.Sequential:
+def output_block(width: float = 1.0) -> nn.Sequential:
     """``[Conv2d(scaled(64)+scaled(16) -> scaled(32)), nn.Conv2d(-> 3, k1), Sigmoid]``: RGB in [0, 1]."""
-    cin = scaled(DECODER_CHANNELS[-1], width, min_channels) + scaled(ENCODER_CHANNELS[0], width, min_channels)
-    mid = scaled(32, width, min_channels)
+    cin = scaled(DECODER_CHANNELS[-1], width) + scaled(ENCODER_CHANNELS[0], width)
+    mid = scaled(32, width)
     return nn.Sequential(Conv2d(cin, mid, 3, 1, 1), nn.Conv2d(mid, 3, 1, 1, 0), nn.Sigmoid())
 
 
