@@ -21,6 +21,7 @@ EXTERNAL = {
     "lse": ("tfgbench.metrics.lse.cli", "score one video's lip sync: offset, LSE-C, LSE-D"),
     "wer": ("tfgbench.metrics.wer.cli", "lip-read one video and score it against its transcript (WER)"),
     "calibrate": ("tfgbench.calibrate", "how far each metric moves under controlled degradations (plots, summary)"),
+    "compare": ("tfgbench.compare", "paired comparison of two models: difference, confidence interval, p-value"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
@@ -107,6 +108,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--format", default="md", choices=["md", "latex", "csv", "html"])
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"(default: {DEFAULT_WORKDIR})")
     p.add_argument("--output", help="write to this file instead of stdout")
+    from tfgbench.paper import add_table_arguments
+
+    add_table_arguments(p)
     p.set_defaults(handler=cmd_table)
 
     p = sub.add_parser("list", help="list installed models, datasets, metrics or protocols")
@@ -200,6 +204,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if args.paper or args.ci:
+        from tfgbench.paper import cmd_table as paper_table
+
+        return paper_table(args)
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 

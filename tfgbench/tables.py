@@ -53,6 +53,7 @@ class Cell:
     covered: int
     failed: int
     total: int
+    ci: tuple[float, float] | None = None  # bootstrap interval (tfgbench.stats.attach_cis, `table --ci`)
 
     @property
     def complete(self) -> bool:
@@ -124,6 +125,10 @@ def format_cell(cell: Cell, measure: Measure) -> str:
         if math.isinf(cell.value) or math.isnan(cell.value):
             return str(cell.value)
         value = cell.value * (100 if measure.percent else 1)
+        if cell.ci is not None:
+            from tfgbench.stats import format_ci
+
+            return f"{value:.{measure.digits}f} {format_ci(*cell.ci, measure)}".rstrip()
         return f"{value:.{measure.digits}f}"
     if cell.covered == 0 and cell.failed == 0:
         return ""
@@ -181,14 +186,16 @@ def render(table: Table, fmt: str = "md") -> str:
 def _render_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
+    with_ci = any(cell.ci is not None for cell in table.cells.values())
     writer.writerow(["dataset", "dataset_version", "split", "boxes", "model", "checkpoint_sha256", "settings_hash",
                      "delivery", "protocol_version", "protocol", "evaluator_sha256", "measure", "value", "covered",
-                     "failed", "total"])
+                     "failed", "total", *(["ci_low", "ci_high"] if with_ci else [])])
     d = table.dataset
     for m in table.models:
         for c in table.columns:
             cell = table.cells[(m, c)]
             value = "" if not cell.complete or cell.value is None else repr(cell.value)
+            ci = [repr(x) for x in cell.ci] if with_ci and cell.ci is not None else ["", ""] if with_ci else []
             writer.writerow([d.dataset, d.dataset_version, d.split, d.boxes, *m, c.protocol_version, c.protocol,
-                             c.evaluator_sha256, c.measure.key, value, cell.covered, cell.failed, cell.total])
+                             c.evaluator_sha256, c.measure.key, value, cell.covered, cell.failed, cell.total, *ci])
     return out.getvalue()
