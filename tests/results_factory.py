@@ -73,3 +73,10 @@ def fake_store(path: Path, models: dict[str, tuple[float, float, float]] | None 
                 if results:
                     store.write_sample(mkey, dkey, sid, run, results)
     return store
+
+
+def small_corpus(root: Path, clips: int = 2) -> Path:
+    """A synthetic corpus with a test split of ``clips`` clips (one speaker), generated in seconds."""
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
+
+    return generate(root, splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, clips)}, workers=1, progress=False)

@@ -22,6 +22,7 @@ EXTERNAL = {
     "wer": ("tfgbench.metrics.wer.cli", "lip-read one video and score it against its transcript (WER)"),
     "calibrate": ("tfgbench.calibrate", "how far each metric moves under controlled degradations (plots, summary)"),
     "compare": ("tfgbench.compare", "paired comparison of two models: difference, confidence interval, p-value"),
+    "figure": ("tfgbench.figures", "figures: snapshot strips (paper Figure 3) and per-model distributions (PNG)"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
