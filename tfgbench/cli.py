@@ -23,6 +23,7 @@ EXTERNAL = {
     "calibrate": ("tfgbench.calibrate", "how far each metric moves under controlled degradations (plots, summary)"),
     "compare": ("tfgbench.compare", "paired comparison of two models: difference, confidence interval, p-value"),
     "figure": ("tfgbench.figures", "figures: snapshot strips (paper Figure 3) and per-model distributions (PNG)"),
+    "report": ("tfgbench.report", "static HTML leaderboard: sortable tables with CIs, model pages with clips"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
