@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tfgbench.errors import MissingResourceError
 
+#: above this many entries, entries whose file no longer exists are dropped when the cache is read
+PRUNE_ABOVE = 256
 _LOCK = threading.Lock()
 _MEMORY: dict[str, list] = {}
 _LOADED: set[Path] = set()
@@ -44,7 +46,10 @@ def _load(cache: Path) -> None:
     try:
         data = json.loads(cache.read_text())
         if isinstance(data, dict):
-            _MEMORY.update({k: v for k, v in data.items() if isinstance(v, list) and len(v) == 3})
+            entries = {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 3}
+            if len(entries) > PRUNE_ABOVE:  # forget files that are gone (temporary checkpoints, tests)
+                entries = {k: v for k, v in entries.items() if os.path.exists(k)}
+            _MEMORY.update(entries)
     except (OSError, ValueError):
         pass  # no cache yet, or a damaged one: start afresh
 

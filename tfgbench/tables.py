@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def render(table: Table, fmt: str = "md") -> str:
     body = [[table.model_label(m), *[format_cell(table.cells[(m, c)], c.measure) for c in table.columns]]
             for m in table.models]
     d = table.dataset
-    boxes = "" if d.boxes == "dataset" else f", face boxes {d.boxes[:48]}"
+    boxes = "" if d.boxes == "dataset" else ", face boxes " + re.sub(r"([0-9a-f]{12})[0-9a-f]+", r"\1", d.boxes)
     caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}{boxes}, {table.total} samples)."
     if any(not cell.complete and (cell.covered or cell.failed) for cell in table.cells.values()):
         caption += " ⚠ n/N: the model has results for only n of N samples, so no average is shown."

@@ -101,7 +101,7 @@ class WorkerPool:
         try:
             for _ in range(min(self.jobs, len(pending))):
                 self._start()
-            while pending or any(s.task is not None for s in self.slots):
+            while pending or any(s.task is not None for s in self.slots if not s.dead):
                 live = [s for s in self.slots if not s.dead]
                 if not live:
                     self._start()
@@ -124,6 +124,7 @@ class WorkerPool:
                         elif slot.task is not None:
                             crashed(slot.task[0], slot.task[1], f"{reason} while processing this sample; "
                                     "a fresh worker took over")
+                        slot.task = None
                         self._retire(slot)
                         if pending:
                             self._start()

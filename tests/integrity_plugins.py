@@ -1,0 +1,82 @@
+"""Out-of-tree plugins for the result-integrity tests: a model that forgets to declare its checkpoint
+hash (and can kill its own process on one chosen sample), and a dataset whose ids come from a JSON
+list. Installed as a real distribution on a temporary path (see plugin_factory)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from plugin_factory import write_distribution
+
+MODEL = '''
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from tfgbench import ModelInfo, TalkingFaceModel
+from tfgbench.data.base import Dataset
+from tfgbench.data.sample import Sample
+
+
+class Forgetful(TalkingFaceModel):
+    """Output depends on the --checkpoint file's bytes and on a --model-arg file; declares no hash."""
+
+    name = "forgetful"
+
+    def __init__(self, device="cpu", checkpoint=None, reference=None, die_on=None):
+        super().__init__(device, checkpoint, reference=reference, die_on=die_on)
+
+    @property
+    def info(self):
+        return ModelInfo(training_data="none", licence="MIT")  # checkpoint_sha256 left at "none"
+
+    def generate(self, sample):
+        if self.settings["die_on"] is not None and sample.id == self.settings["die_on"]:
+            os.kill(os.getpid(), signal.SIGKILL)  # a segfault or an OOM kill, as the parent sees it
+        shift = 1
+        if self.checkpoint is not None:
+            shift += len(Path(self.checkpoint).read_bytes()) % 7
+        if self.settings["reference"] is not None:
+            shift += len(Path(self.settings["reference"]).read_bytes()) % 5
+        return np.roll(sample.frames, shift, axis=2)
+
+
+class ListDataset(Dataset):
+    """Ids from <root>/ids.json; every sample is the same tiny clip."""
+
+    name = "id-list"
+
+    def ids(self):
+        return json.loads((self.root / "ids.json").read_text())
+
+    def load(self, sample_id):
+        frames = np.zeros((8, 32, 32, 3), np.uint8)
+        return Sample(id=sample_id, frames=frames, audio=np.zeros(8 * 640, np.float32) + 0.1)
+'''
+
+
+def install(site: Path) -> Path:
+    write_distribution(site, "tfgb-integrity", "tfgb_integrity", {"__init__.py": MODEL},
+                       {"tfgbench.models": {"forgetful": "tfgb_integrity:Forgetful"},
+                        "tfgbench.datasets": {"id-list": "tfgb_integrity:ListDataset"}})
+    return site
+
+
+@contextmanager
+def installed(site: Path):
+    """The plugins importable in this process (entry points found through sys.path)."""
+    install(site)
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+    try:
+        yield site
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("tfgb_integrity", None)
+        importlib.invalidate_caches()
