@@ -24,6 +24,7 @@ EXTERNAL = {
     "compare": ("tfgbench.compare", "paired comparison of two models: difference, confidence interval, p-value"),
     "figure": ("tfgbench.figures", "figures: snapshot strips (paper Figure 3) and per-model distributions (PNG)"),
     "report": ("tfgbench.report", "static HTML leaderboard: sortable tables with CIs, model pages with clips"),
+    "reproduce": ("tfgbench.reproduce", "retrain, rescore, retabulate everything on the synthetic corpus (resumable)"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),
