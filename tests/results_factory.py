@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tfgbench.metrics.base import Score
 from tfgbench.store import DatasetKey, ModelKey, ProtocolResult, Store
@@ -80,3 +82,38 @@ def small_corpus(root: Path, clips: int = 2) -> Path:
     from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
 
     return generate(root, splits=("test",), sizes={**DEFAULT_SIZES, "test": (1, clips)}, workers=1, progress=False)
+
+
+def scored_corpus(root: Path) -> Path:
+    """``root/corpus``: two synthetic clips; ``root/work``: ground truth and the static frame scored on
+    them (PSNR, SSIM), with the run commands recorded."""
+    from tfgbench.runner import RunSpec, run
+
+    corpus = small_corpus(root / "corpus")
+    for model in ("ground-truth", "static-frame"):
+        run(RunSpec(model=model, dataset="synthetic", data_root=str(corpus), metrics=["psnr", "ssim"],
+                    workdir=str(root / "work"), command=f"tfgbench run --model {model} --dataset synthetic "
+                    f"--data-root {corpus} --metrics psnr,ssim"), progress=False, log=lambda _: None)
+    return root
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver): "
+                    "the browser tests (HTML report, rating page) are skipped")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[test]')")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()

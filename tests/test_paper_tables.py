@@ -163,7 +163,7 @@ def test_table5_ratings_mean_std_and_agreement(tmp_path):
                     "rating/human", rater, {k: Score(float(s)) for k in ("intl", "sync", "auth")})])
     md = render_paper(build_paper_table(store, "table5", "synthetic"), "md")
     assert _row(md, "Wav2Lip")[0] == "3.00 ± 1.00" and _row(md, "SyncTalklip")[0] == "4.00 ± 0.00"
-    assert _row(md, "TalkLip")[0].startswith("–(") and "`tfgbench rate`" in md
+    assert _row(md, "TalkLip")[0].startswith("–(") and "`tfgbench rate --dataset synthetic`" in md
     assert "Krippendorff's alpha, interval): AUTH 1.00, INTL 1.00, SYNC 1.00" in md  # raters agree exactly
     store.close()
 

@@ -7,47 +7,16 @@ Needs Debian's `chromium` and `chromium-driver` (`apt-get install chromium chrom
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
 from conftest import run_cli
-from results_factory import fake_store, small_corpus
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver): "
-                    "the browser checks of the HTML report are skipped")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[test]')")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
+from results_factory import browser, fake_store, scored_corpus  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """Two synthetic clips scored (PSNR, SSIM) for ground truth and the static frame."""
-    from tfgbench.runner import RunSpec, run
-
-    root = tmp_path_factory.mktemp("report")
-    corpus = small_corpus(root / "corpus")
-    for model in ("ground-truth", "static-frame"):
-        run(RunSpec(model=model, dataset="synthetic", data_root=str(corpus), metrics=["psnr", "ssim"],
-                    workdir=str(root / "work"), command=f"tfgbench run --model {model} --dataset synthetic "
-                    f"--data-root {corpus} --metrics psnr,ssim"), progress=False, log=lambda _: None)
-    return root
+    return scored_corpus(tmp_path_factory.mktemp("report"))
 
 
 def _wait(predicate, timeout: float = 10.0):
@@ -76,7 +45,7 @@ def test_report_files_and_provenance(tmp_path):
     assert wav.count("<tr><td data-value=") == 1  # only its own row
 
 
-def test_report_in_chromium(browser, scored):
+def test_report_in_chromium(browser, scored):  # noqa: F811 - the fixture imported above
     from selenium.webdriver.common.by import By
 
     from tfgbench.store import Store

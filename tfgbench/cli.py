@@ -25,6 +25,7 @@ EXTERNAL = {
     "figure": ("tfgbench.figures", "figures: snapshot strips (paper Figure 3) and per-model distributions (PNG)"),
     "report": ("tfgbench.report", "static HTML leaderboard: sortable tables with CIs, model pages with clips"),
     "reproduce": ("tfgbench.reproduce", "retrain, rescore, retabulate everything on the synthetic corpus (resumable)"),
+    "rate": ("tfgbench.rate", "serve a local page that records blind 1-5 human ratings (paper Table 5)"),
 }
 DATA_COMMANDS = {
     "synthetic": ("tfgbench.data.synthetic.cli", "generate the synthetic talking-face corpus"),

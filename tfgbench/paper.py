@@ -19,7 +19,8 @@ intersection-union test: no multiplicity correction is needed for "better than a
 * Table 3: the ablations: LSE-C, PSNR, WER (Conformer reader).
 * Table 4: TalkLip and the SyncTalklip variants: LSE-C, LSE-D, PSNR, SSIM, WER (Conformer), in-domain
   and zero-shot.
-* Table 5: human ratings (protocol ``rating/human``, one evaluator per rater): mean ± std.
+* Table 5: human ratings (protocol ``rating/human``, one evaluator per rater, recorded by
+  ``tfgbench rate``): mean ± std over all ratings, and Krippendorff's alpha between raters.
 
 Module-level imports are standard library only: the ``table`` parser imports this module.
 """

@@ -303,9 +303,8 @@ def _rating_cell(ctx: _Ctx, spec: str, mkey: tuple | None, col: PCol) -> PCell:
     scores = [v[0] for g, sv in ctx.groups.items() if mkey is not None and g.model == mkey and g.dataset == dkey
               and g.protocol == col.protocol and g.measure == col.measure.key for v in sv.values.values()]
     if not scores:
-        ctx.notes.add(cell, f"no {col.protocol} rows for {spec} on {col.dataset}: human ratings are rows of protocol "
-                            "rating/human (one evaluator per rater); the rating tool (`tfgbench rate`) is not "
-                            "built yet")
+        ctx.notes.add(cell, f"no {col.protocol} rows for {spec} on {col.dataset}: collect human ratings with "
+                            f"`tfgbench rate --dataset {col.dataset}`")
         return cell
     cell.value = statistics.fmean(scores)
     cell.std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
