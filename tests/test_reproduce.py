@@ -137,7 +137,8 @@ def test_synthetic_plan_runs_the_recorded_commands_into_the_reproduction_folder(
     assert "expert-avhubert" in by["talklip"].deps and "expert-wav2lip" in by["wav2lip-gan"].deps
     conv = by["synctalklip-conv"].command
     assert conv[conv.index("--supervisor") + 1].endswith("avsyncnet-conv-tiny.safetensors")
-    assert conv[conv.index("--lip-w") + 1] == "0.0001"  # the recipe in its metadata, not today's default
+    recorded_recipe = json.loads(metadata(ROOT / "synctalklip/weights/synctalklip-conv-tiny.safetensors")["recipe"])
+    assert float(conv[conv.index("--lip-w") + 1]) == recorded_recipe["lip_w"]  # the recipe in its metadata
     assert by["synctalklip-avhubert"].command[by["synctalklip-avhubert"].command.index("--supervisor") + 1] \
         .endswith("avsyncnet-plain-tiny.safetensors")
     score = by["score-talklip-synthetic-ood"].command
