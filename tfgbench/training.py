@@ -25,6 +25,10 @@ Files in ``run_dir``:
   line) and ``{"step", "seconds", "val": {...}}`` after each validation.
 - ``config.json``: the run's config; a ``run_dir`` holding another config is refused (start a new
   run directory instead of silently mixing two recipes).
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the same call trains data-parallel: gradients are averaged over
+the processes after every ``backward()``, each rank draws its own batches, and rank 0 alone writes the
+files above (:mod:`tfgbench.distributed`). Without it nothing changes.
 """
 
 from __future__ import annotations
@@ -152,19 +156,42 @@ def fit(run_dir: str | Path, *, modules: Mapping[str, torch.nn.Module],
     """
     from tqdm import tqdm
 
+    from tfgbench import distributed
+
+    multi = distributed.launched()          # under torchrun: see tfgbench.distributed
+    rank = 0
+    if multi:
+        distributed.setup_for_fit(optimizers)
+        rank = distributed.env_world()[0]
+    main = rank == 0
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_config(run_dir, dict(config or {}))
+    if main:
+        _check_config(run_dir, dict(config or {}))
+    if multi:
+        torch.distributed.barrier()
+        if not main:
+            _check_config(run_dir, dict(config or {}))     # rank 0 wrote it: compare only
     schedulers = dict(schedulers or {})
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    own_seed = distributed.rank_seed(seed, rank) if multi else seed
+    torch.manual_seed(own_seed)
+    rng = np.random.default_rng(own_seed)
     state_path = run_dir / "last.safetensors"
     log_path = run_dir / "log.jsonl"
     start, earlier_seconds = 0, 0.0
     if state_path.is_file():
         start, earlier_seconds = load_training_state(state_path, modules=modules, optimizers=optimizers,
                                                      schedulers=schedulers, rng=rng)
-        print(f"{desc}: resumed from {state_path} at step {start}/{steps}")
+        if main:
+            print(f"{desc}: resumed from {state_path} at step {start}/{steps}")
+        else:                               # the file holds rank 0's streams: start this rank's own
+            own_seed = distributed.rank_seed(seed, rank, start)
+            torch.manual_seed(own_seed)
+            rng = np.random.default_rng(own_seed)
+    sync = None
+    if multi:
+        distributed.broadcast_state(modules.values())
+        sync = distributed.GradientSync(distributed.trained_params(optimizers))
     for m in modules.values():
         m.train()
     t0 = time.time()
@@ -176,11 +203,15 @@ def fit(run_dir: str | Path, *, modules: Mapping[str, torch.nn.Module],
         return round(earlier_seconds + time.time() - t0, 1)
 
     def checkpoint(step: int) -> None:
+        if not main:
+            return
         save_training_state(state_path, step=step, seconds=seconds(), modules=modules, optimizers=optimizers,
                             schedulers=schedulers, rng=rng)
 
     def run_validation(step: int) -> None:
         nonlocal last_val
+        if not main:
+            return
         with torch.no_grad():
             last_val = {k: float(v) for k, v in validate(step).items()}
         for m in modules.values():
@@ -189,29 +220,40 @@ def fit(run_dir: str | Path, *, modules: Mapping[str, torch.nn.Module],
             f.write(json.dumps({"step": step, "seconds": seconds(), "val": last_val}) + "\n")
         bar.write(f"{desc} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in last_val.items()))
 
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not progress)
-    for step in bar:
-        losses = step_fn(step, rng)
-        for k, v in losses.items():
-            if not np.isfinite(v):
-                raise TfgbenchError(f"{desc}: loss {k!r} is {v} at step {step} (run {run_dir}); "
-                                    "the last good state is in last.safetensors")
-            window.setdefault(k, []).append(float(v))
-        done = step + 1
-        if done % log_every == 0 or done == steps:
-            last_losses = {k: float(np.mean(v)) for k, v in window.items()}
-            window = {}
-            with open(log_path, "a") as f:
-                f.write(json.dumps({"step": done, "seconds": seconds(), **last_losses}) + "\n")
-            bar.set_postfix({k: f"{v:.3g}" for k, v in list(last_losses.items())[:4]})
-        if validate is not None and val_every and done % val_every == 0 and done != steps:
-            run_validation(done)
-        if ckpt_every and done % ckpt_every == 0:
-            checkpoint(done)
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, disable=not (progress and main))
+    try:
+        for step in bar:
+            losses = step_fn(step, rng)
+            for k, v in losses.items():
+                if not np.isfinite(v):
+                    raise TfgbenchError(f"{desc}: loss {k!r} is {v} at step {step} (run {run_dir}); "
+                                        "the last good state is in last.safetensors")
+                window.setdefault(k, []).append(float(v))
+            done = step + 1
+            if done % log_every == 0 or done == steps:
+                last_losses = {k: float(np.mean(v)) for k, v in window.items()}
+                window = {}
+                if main:
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps({"step": done, "seconds": seconds(), **last_losses}) + "\n")
+                bar.set_postfix({k: f"{v:.3g}" for k, v in list(last_losses.items())[:4]})
+            if validate is not None and val_every and done % val_every == 0 and done != steps:
+                run_validation(done)
+            if ckpt_every and done % ckpt_every == 0:
+                checkpoint(done)
+    finally:
+        if sync is not None:
+            sync.remove()
     if start < steps or not state_path.is_file():
         if validate is not None:
             run_validation(steps)
         checkpoint(steps)
+    if multi:                               # every rank returns rank 0's networks and figures
+        distributed.broadcast_state(modules.values())
+        shared: list[Any] = [last_losses, last_val]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        last_losses, last_val = shared
+        torch.distributed.barrier()
     return TrainResult(steps=steps, seconds=seconds(), last_losses=last_losses, last_val=last_val,
                        log_path=log_path)
 
