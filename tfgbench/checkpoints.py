@@ -9,6 +9,7 @@ version, figures measured at the end of training). State-dict keys carry no wrap
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,27 @@ def strip_wrappers(state: dict[str, Any]) -> dict[str, Any]:
 def save_checkpoint(path: str | Path, state_dict: dict[str, Any], config: dict[str, Any],
                     **metadata: Any) -> Path:
     """Write ``state_dict`` (tensors) with ``config`` and ``metadata`` (JSON-serialisable) to a
-    safetensors file. Tensors are made contiguous and detached to CPU."""
+    safetensors file. Tensors are made contiguous and detached to CPU.
+
+    The file is written through a temporary name of this process's own, so that the ranks of a
+    ``torchrun`` job saving the same (identical) networks never collide; a rank other than 0 leaves
+    an existing file in place, so rank 0's file is the one that stays."""
     from safetensors.torch import save_file
+
+    from tfgbench.distributed import env_world
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in strip_wrappers(state_dict).items()}
     meta = {"config": json.dumps(config, sort_keys=True)}
     meta.update({k: json.dumps(v, sort_keys=True, default=str) for k, v in metadata.items()})
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    rank, world, _ = env_world()
+    if world > 1 and rank and path.exists():
+        tmp.unlink()
+    else:
+        tmp.replace(path)
     return path
 
 

@@ -29,8 +29,8 @@ for bit.
 ``LOCAL_RANK`` before running ``python -m MODULE ARGS``; this is needed on GPUs
 (a training script that builds its networks on ``--device cuda`` before ``fit`` starts would put every
 rank on GPU 0). On CPU, ``torchrun -m MODULE`` works as it is (``fit`` starts the group). Either way,
-the ranks' final model files (``tfgbench.checkpoints.save_checkpoint``) do not collide: rank 0's file
-stays.
+the ranks' final model files do not collide: ``tfgbench.checkpoints.save_checkpoint`` writes through a
+per-process temporary name and keeps rank 0's file.
 
 Importing this module does not import torch.
 """
@@ -79,9 +79,7 @@ def setup(device: str | None = None) -> bool:
 
     ``device``: the training device (``cuda``/``cpu``; default: CUDA when available) picks the backend,
     ``nccl`` for CUDA and ``gloo`` for CPU; on CUDA the process is pinned to GPU ``LOCAL_RANK`` first so
-    that ``"cuda"`` means its own GPU. On ranks other than 0, model files written through
-    ``tfgbench.checkpoints.save_checkpoint`` from then on leave rank 0's file in place
-    (:func:`_share_model_writes`). Returns whether a multi-process group is active.
+    that ``"cuda"`` means its own GPU. Returns whether a multi-process group is active.
     """
     if not launched():
         return False
@@ -103,8 +101,6 @@ def setup(device: str | None = None) -> bool:
     import atexit
 
     atexit.register(_teardown)
-    if rank:
-        _share_model_writes(rank)
     return True
 
 
@@ -241,46 +237,17 @@ class GradientSync:
         self._handles = []
 
 
-def _share_model_writes(rank: int) -> None:
-    """Ranks other than 0 write the script's model files through their own temporary name (two
-    processes writing one file through the same temporary name would collide), and only where rank 0
-    has not written it yet: the networks are identical on every rank after ``fit``, and rank 0's file
-    is the one that stays."""
-    from pathlib import Path
-
-    import tfgbench.checkpoints as checkpoints
-
-    original = checkpoints.save_checkpoint
-    if getattr(original, "shared_by_rank", False):
-        return
-
-    def save_checkpoint(path: str | Path, *args: Any, **kwargs: Any) -> Path:
-        path = Path(path)
-        mine = original(path.with_name(f".{path.name}.rank{rank}"), *args, **kwargs)
-        if path.exists():
-            mine.unlink()
-        else:
-            mine.replace(path)
-        return path
-
-    save_checkpoint.shared_by_rank = True  # type: ignore[attr-defined]
-    checkpoints.save_checkpoint = save_checkpoint  # type: ignore[assignment]
-
-
 def prepare_launch() -> None:
     """What a ``torchrun`` entry point does before the training script builds its networks: pin this
-    rank to GPU ``LOCAL_RANK`` when there are GPUs (so that ``--device cuda`` means its own GPU), and
-    on ranks other than 0 keep model files from colliding (:func:`_share_model_writes`). The process
+    rank to GPU ``LOCAL_RANK`` when there are GPUs (so that ``--device cuda`` means its own GPU). The process
     group itself starts in ``fit``, with the backend that suits the parameters' device."""
     if not launched():
         return
     import torch
 
-    rank, _, local = env_world()
+    _, _, local = env_world()
     if torch.cuda.is_available() and local < torch.cuda.device_count():
         torch.cuda.set_device(local)
-    if rank:
-        _share_model_writes(rank)
 
 
 def main(argv: list[str] | None = None) -> int:
