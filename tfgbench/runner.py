@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from tfgbench import registry
+from tfgbench.batching import chunks, default_batch_size, process_batch
 from tfgbench.data.base import Dataset, check_sample_id
 from tfgbench.data.sample import Sample, check_frames
 from tfgbench.delivery import check_delivery, deliver
 from tfgbench.errors import MissingResourceError, SampleError, TfgbenchError
-from tfgbench.metrics.base import Metric
+from tfgbench.metrics.base import Metric, Score
 from tfgbench.model import TalkingFaceModel
 from tfgbench.store import DatasetKey, ModelKey, ProtocolResult, Store
 from tfgbench.videos import VideoCache
@@ -62,6 +63,9 @@ class RunSpec:
     retry_errors: bool = False
     command: str = ""
     delivery: str = "lossless"
+    batch_size: int | None = None      # None: the largest the model or a metric declares (tfgbench.batching)
+    executor: str = "local"            # local | ray (tfgbench.executors)
+    address: str | None = None         # Ray cluster address (--address); None: $RAY_ADDRESS, else a local Ray
 
 
 @dataclass
@@ -162,41 +166,68 @@ class SampleWorker:
         wanted = [m for m in self.metrics if m.spec.name in todo]
         if isinstance(sample, BaseException):
             return [_failure(m, _error_text(sample)) for m in wanted]
-        boxes = sample.meta.get("boxes_key") or ("dataset" if sample.boxes is not None else None)
+        boxes = sample_boxes(sample)
         try:
-            frames = self.cache.get(sample_id) if self.cache is not None else None
+            frames = self.cached(sample_id)
             if frames is None:
-                frames = self.model.generate(sample)
-                if not isinstance(frames, np.ndarray):
-                    raise SampleError(f"model {self.model.name!r} returned {type(frames).__name__}, not an array")
-                if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
-                    raise SampleError(f"model {self.model.name!r} returned NaN or infinite values for {sample_id}")
-                check_frames(frames, f"model {self.model.name!r} output for {sample_id}",
-                             like=sample.frames if self.strict_shape else None)
-                if self.cache is not None:
-                    self.cache.put(sample, frames)
+                frames = self.checked(self.model.generate(sample), sample, sample_id)
         except Exception as e:  # any model failure is stored with its reason; the run goes on
             return [_failure(m, f"generation failed: {_error_text(e)}", boxes) for m in wanted]
-        try:
-            frames = deliver(frames, self.delivery, sample.where())
-        except Exception as e:
-            return [_failure(m, f"{self.delivery} delivery failed: {_error_text(e)}", boxes) for m in wanted]
+        delivered = self.delivered(frames, sample)
+        if isinstance(delivered, str):
+            return [_failure(m, delivered, boxes) for m in wanted]
         results = []
         for metric in wanted:
             t0 = time.perf_counter()
             try:
-                scores = metric.score(sample, frames)
-                bad = [k for k, s in scores.items() if s.value is None or math.isnan(s.value)]
-                if bad:
-                    raise SampleError(f"{metric.spec.name} returned NaN for {', '.join(bad)}")
-                results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores,
-                                              seconds=time.perf_counter() - t0,
-                                              protocol_version=metric.spec.version, sample_boxes=boxes))
+                scores: dict[str, Score] | BaseException = metric.score(sample, delivered)
             except Exception as e:
-                results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, _error_text(e),
-                                              seconds=time.perf_counter() - t0,
-                                              protocol_version=metric.spec.version, sample_boxes=boxes))
+                scores = e
+            results.append(self.result(metric, scores, time.perf_counter() - t0, boxes))
         return results
+
+    # -- the steps of :meth:`process`, shared with the batched worker (:mod:`tfgbench.batching`) --
+    def cached(self, sample_id: str) -> np.ndarray | None:
+        return self.cache.get(sample_id) if self.cache is not None else None
+
+    def checked(self, frames: Any, sample: Sample, sample_id: str) -> np.ndarray:
+        """The model's output for ``sample``, checked (an array, finite, the sample's shape) and
+        written to the video cache; raises :class:`SampleError` otherwise."""
+        if not isinstance(frames, np.ndarray):
+            raise SampleError(f"model {self.model.name!r} returned {type(frames).__name__}, not an array")
+        if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+            raise SampleError(f"model {self.model.name!r} returned NaN or infinite values for {sample_id}")
+        check_frames(frames, f"model {self.model.name!r} output for {sample_id}",
+                     like=sample.frames if self.strict_shape else None)
+        if self.cache is not None:
+            self.cache.put(sample, frames)
+        return frames
+
+    def delivered(self, frames: np.ndarray, sample: Sample) -> np.ndarray | str:
+        """The frames as scored (:func:`tfgbench.delivery.deliver`), or the error text."""
+        try:
+            return deliver(frames, self.delivery, sample.where())
+        except Exception as e:
+            return f"{self.delivery} delivery failed: {_error_text(e)}"
+
+    @staticmethod
+    def result(metric: Metric, scores: dict[str, Score] | BaseException, seconds: float,
+               boxes: str | None) -> ProtocolResult:
+        """One protocol's row: its scores, or the error (a raised one, or a NaN measure)."""
+        if not isinstance(scores, BaseException):
+            bad = [k for k, s in scores.items() if s.value is None or math.isnan(s.value)]
+            if bad:
+                scores = SampleError(f"{metric.spec.name} returned NaN for {', '.join(bad)}")
+        if isinstance(scores, BaseException):
+            return ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, _error_text(scores),
+                                  seconds=seconds, protocol_version=metric.spec.version, sample_boxes=boxes)
+        return ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores, seconds=seconds,
+                              protocol_version=metric.spec.version, sample_boxes=boxes)
+
+
+def sample_boxes(sample: Sample) -> str | None:
+    """The face-box source a sample's rows record (column ``sample_boxes``)."""
+    return sample.meta.get("boxes_key") or ("dataset" if sample.boxes is not None else None)
 
 
 def _prefetch(dataset: Dataset, ids: list[str], depth: int = 2) -> Iterator[tuple[str, Sample | BaseException]]:
@@ -324,22 +355,29 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
             bar.update(1)
 
         cache = None if external else _cache(spec, dkey, model, mkey)
+        by_name = {m.spec.name: m for m in metrics}
+
+        def crashed(sample_id: str, protocols: list[str], reason: str) -> None:
+            record(sample_id, [_failure(by_name[p], reason) for p in protocols])
+
+        cache_dir = None if cache is None else str(cache.root)
+        batch = max(1, spec.batch_size or default_batch_size(model, metrics))
         try:
-            if spec.jobs <= 1 or external:
+            if spec.executor != "local" and not external:
+                from tfgbench.executors import run_executor
+
+                run_executor(spec, todo, record, crashed, cache_dir, batch, log)
+            elif spec.jobs <= 1 or external:
                 worker = SampleWorker(model, metrics, cache, strict_shape=not external,
                                       delivery="lossless" if external else spec.delivery)
-                for sample_id, sample in _prefetch(dataset, list(todo)):
-                    record(sample_id, worker.process(sample, sample_id, todo[sample_id]))
+                loaded = _prefetch(dataset, list(todo), depth=max(2, batch))
+                for group in chunks(loaded, batch):
+                    for sample_id, rows in process_batch(worker, [(i, s, todo[i]) for i, s in group]):
+                        record(sample_id, rows)
             else:
                 from tfgbench.workers import WorkerPool
 
-                by_name = {m.spec.name: m for m in metrics}
-
-                def crashed(sample_id: str, protocols: list[str], reason: str) -> None:
-                    record(sample_id, [_failure(by_name[p], reason) for p in protocols])
-
                 threads = max(1, (os.cpu_count() or 1) // spec.jobs)
-                cache_dir = None if cache is None else str(cache.root)
                 WorkerPool(spec.jobs, _build_process, (spec, cache_dir, threads)).run(todo, record, crashed)
         finally:
             bar.close()

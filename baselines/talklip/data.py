@@ -83,14 +83,20 @@ def generate_clips(generator: torch.nn.Module, faces: list[np.ndarray], fbank: l
     Returns: per clip ``(T_b, 3, S, S)`` float RGB in [0, 1] on the generator's device.
     """
     device = next(generator.parameters()).device
-    audio, pad = collate_audio(fbank)
-    enc = generator.encode_audio(audio.to(device), pad.to(device))
-    rows = torch.cat([b * enc.shape[1] + torch.arange(len(f)) for b, f in enumerate(faces)]).to(device)
+    # the audio encoder runs once per group of equal-length clips (bucketing): no padding, so a
+    # clip's features, and its frames, do not depend on the other clips of the batch
+    emb_of: dict[int, torch.Tensor] = {}
+    for length in sorted({len(f) for f in fbank}):
+        members = [b for b, f in enumerate(fbank) if len(f) == length]
+        audio, pad = collate_audio([fbank[b] for b in members])
+        enc = generator.encode_audio(audio.to(device), pad.to(device))
+        for j, b in enumerate(members):
+            emb_of[b] = enc[j, :len(faces[b])]
     real = torch.cat([to_float(f, bgr) for f in faces]).to(device)
     references = torch.cat([to_float(f[:1], bgr).expand(len(f), -1, -1, -1) for f in faces]).to(device)
     inputs = generator_input(real, references)
-    emb = enc.reshape(-1, enc.shape[-1])[rows]
-    out = torch.cat([generator.render(inputs[s:s + chunk], emb[s:s + chunk]) for s in range(0, len(rows), chunk)])
+    emb = torch.cat([emb_of[b] for b in range(len(faces))])
+    out = torch.cat([generator.render(inputs[s:s + chunk], emb[s:s + chunk]) for s in range(0, len(emb), chunk)])
     out = out.flip(1) if bgr else out
     return list(out.split([len(f) for f in faces]))
 

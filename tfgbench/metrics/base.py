@@ -1,4 +1,4 @@
-"""The metric contract: a metric family with named protocols, scoring one sample at a time.
+"""The metric contract: a metric family with named protocols, scoring one sample (or a batch) at a time.
 
 A *protocol* pins every choice that changes a number (crop, resize, colour order, JPEG round
 trip, window, reader checkpoint, beam, text normalisation, averaging). Results are stored and
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -103,6 +103,9 @@ class Metric(ABC):
     family: ClassVar[str]
     protocols: ClassVar[tuple[ProtocolSpec, ...]]
     default_protocol: ClassVar[str]
+    #: how many samples :meth:`score_batch` likes at once (1 = no batching benefit: the runner
+    #: then calls :meth:`score` per sample)
+    batch_size: ClassVar[int] = 1
 
     def __init__(self, protocol: str | None = None, device: str = "cpu",
                  weights: str | Path | None = None, **options: Any) -> None:
@@ -131,6 +134,19 @@ class Metric(ABC):
         Returns one :class:`Score` per measure key. Raises a TfgbenchError subclass with a clear
         message when the input cannot be scored; the runner stores that as an error row.
         """
+
+    def score_batch(self, samples: Sequence[Sample], frames: Sequence[np.ndarray]
+                    ) -> list[dict[str, Score] | Exception]:
+        """Batched :meth:`score`: per sample its scores, or the exception that sample raised (the
+        others are still scored). Each sample's scores must equal what :meth:`score` gives it
+        alone (to float rounding; see ``tests/test_batching.py``). The default calls :meth:`score`."""
+        out: list[dict[str, Score] | Exception] = []
+        for sample, f in zip(samples, frames, strict=True):
+            try:
+                out.append(self.score(sample, f))
+            except Exception as e:  # noqa: BLE001 - returned to the caller, who stores it per sample
+                out.append(e)
+        return out
 
 
 def aggregate(measure: Measure, rows: Iterable[tuple[float, float | None, float | None]]) -> float:

@@ -8,8 +8,9 @@ better), ``offset`` (frames, 0 = in sync). Light at import: torch loads when an 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from tfgbench.metrics.lse.protocols import (
     NoFaceError,
     SilentAudioError,
 )
+
+if TYPE_CHECKING:
+    from tfgbench.metrics.lse.scorer import Prepared
+    from tfgbench.metrics.lse.scoring import SyncResult
 
 __all__ = ["LSE", "PROTOCOLS", "CONFIGS", "LSEError", "ClipTooShortError", "SilentAudioError", "NoFaceError"]
 
@@ -42,6 +47,7 @@ class LSE(Metric):
     family = "lse"
     protocols = PROTOCOLS
     default_protocol = "lse/wav2lip"
+    batch_size = 4
 
     def __init__(self, protocol: str | None = None, device: str = "cpu",
                  weights: str | Path | None = None, **options: Any) -> None:
@@ -59,5 +65,22 @@ class LSE(Metric):
         """LSE of generated ``frames`` against ``sample.audio`` (and ``sample.boxes`` for
         ``lse/synthetic``)."""
         boxes = sample.boxes if CONFIGS[self.spec.name].crop == "boxes" else None
-        r = self.scorer.score_frames(frames, sample.audio, boxes=boxes, where=sample.where())
+        return self._scores(self.scorer.score_frames(frames, sample.audio, boxes=boxes, where=sample.where()))
+
+    @staticmethod
+    def _scores(r: SyncResult) -> dict[str, Score]:
         return {"lse_c": Score(r.lse_c), "lse_d": Score(r.lse_d), "offset": Score(float(r.offset))}
+
+    def score_batch(self, samples: Sequence[Sample], frames: Sequence[np.ndarray]
+                    ) -> list[dict[str, Score] | Exception]:
+        """Batched :meth:`score`: each clip prepared alone, the SyncNet passes shared by the batch
+        (equal to :meth:`score` to float rounding: ``tests/test_batching.py``)."""
+        use_boxes = CONFIGS[self.spec.name].crop == "boxes"
+        preps: list[Prepared | Exception] = []
+        for sample, f in zip(samples, frames, strict=True):
+            try:
+                preps.append(self.scorer.prepare(f, sample.audio, sample.boxes if use_boxes else None,
+                                                 sample.where()))
+            except Exception as e:  # noqa: BLE001 - this sample's error row
+                preps.append(e)
+        return [r if isinstance(r, Exception) else self._scores(r) for r in self.scorer.score_prepared_many(preps)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import torch
 from tfgbench.data.sample import SAMPLES_PER_FRAME
 from tfgbench.errors import MediaError, TfgbenchError
 from tfgbench.metrics.lse.protocols import CONFIGS, NoFaceError
-from tfgbench.metrics.lse.scoring import SyncResult, evaluate_clip, quantize_audio
+from tfgbench.metrics.lse.scoring import SyncResult, evaluate_clip, evaluate_clips, quantize_audio
 
 SYNTHETIC_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "syncnet-synthetic.safetensors"
 
@@ -184,12 +184,13 @@ class SyncScorer:
         # (L, S, S, 3) uint8 -> (L, 3, S, S) float, channels-last memory (what embed_video wants)
         return torch.from_numpy(clip).permute(0, 3, 1, 2).float()
 
-    def score_prepared(self, prep: Prepared) -> SyncResult:
-        results = []
-        for clip, start in zip(prep.clips, prep.starts, strict=True):
-            audio = prep.audio[start * SAMPLES_PER_FRAME:(start + len(clip)) * SAMPLES_PER_FRAME] \
-                if len(prep.clips) > 1 or start else prep.audio
-            results.append(evaluate_clip(self.model, self._tensor(clip), audio, self.config.vshift, prep.where))
+    def _track_audio(self, prep: Prepared, clip: np.ndarray, start: int) -> np.ndarray:
+        return prep.audio[start * SAMPLES_PER_FRAME:(start + len(clip)) * SAMPLES_PER_FRAME] \
+            if len(prep.clips) > 1 or start else prep.audio
+
+    @staticmethod
+    def _combine(results: list[SyncResult]) -> SyncResult:
+        """One clip's result from its tracks' (the mean over tracks, offset ``int(mean)``)."""
         if len(results) == 1:
             return results[0]
         return SyncResult(offset=int(np.mean([r.offset for r in results])),
@@ -197,6 +198,32 @@ class SyncScorer:
                           lse_d=float(np.mean([r.lse_d for r in results])),
                           num_windows=sum(r.num_windows for r in results),
                           mean_dists=np.mean([r.mean_dists for r in results], 0))
+
+    def score_prepared(self, prep: Prepared) -> SyncResult:
+        results = [evaluate_clip(self.model, self._tensor(clip), self._track_audio(prep, clip, start),
+                                 self.config.vshift, prep.where)
+                   for clip, start in zip(prep.clips, prep.starts, strict=True)]
+        return self._combine(results)
+
+    def score_prepared_many(self, preps: Sequence[Prepared | Exception]) -> list[SyncResult | Exception]:
+        """Score several prepared clips with shared network passes (:func:`evaluate_clips`); an
+        exception in ``preps``, or one a clip raises, is that clip's result."""
+        clips, audios, wheres, owner = [], [], [], []
+        for k, prep in enumerate(preps):
+            if isinstance(prep, Exception):
+                continue
+            for clip, start in zip(prep.clips, prep.starts, strict=True):
+                clips.append(self._tensor(clip))
+                audios.append(self._track_audio(prep, clip, start))
+                wheres.append(prep.where)
+                owner.append(k)
+        results = evaluate_clips(self.model, clips, audios, self.config.vshift, wheres)
+        out: list[SyncResult | Exception] = []
+        for k, prep in enumerate(preps):
+            mine = [r for o, r in zip(owner, results) if o == k]
+            errors = [r for r in mine if isinstance(r, Exception)]
+            out.append(prep if isinstance(prep, Exception) else errors[0] if errors else self._combine(mine))
+        return out
 
     def score_frames(self, frames: np.ndarray, audio: np.ndarray, boxes: np.ndarray | None = None,
                      where: str = "clip") -> SyncResult:

@@ -92,19 +92,49 @@ def evaluate_clip(model, clip: torch.Tensor, audio: np.ndarray, vshift: int = 15
         audio: ``(N,)`` float32 at 16 kHz, already int16-quantised (:func:`quantize_audio`).
         vshift: shifts ``-vshift .. +vshift`` frames.
     """
+    result = evaluate_clips(model, [clip], [audio], vshift, [where], audio_batch)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _audio_windows(clip_len: int, audio: np.ndarray, where: str) -> torch.Tensor:
+    """The clip's MFCC windows ``(n, 1, 13, 20)``; raises for a clip too short or silent audio."""
     from tfgbench.media.features import mfcc
 
-    n = num_windows(len(clip), len(audio))
+    n = num_windows(clip_len, len(audio))
     if n < 1:
         raise ClipTooShortError(
-            f"{where}: {len(clip)} frames and {len(audio) / 16000:.2f} s of audio give "
-            f"{min(len(clip), len(audio) // SAMPLES_PER_FRAME)} usable frames; LSE needs at least 6 "
+            f"{where}: {clip_len} frames and {len(audio) / 16000:.2f} s of audio give "
+            f"{min(clip_len, len(audio) // SAMPLES_PER_FRAME)} usable frames; LSE needs at least 6 "
             "(5-frame windows under the official lastframe rule)")
     check_audio(audio, where)
-    device = next(model.parameters()).device
     feats = mfcc(audio[: (n + 5) * SAMPLES_PER_FRAME + 400])  # enough samples for every window
-    windows = audio_windows(feats, n).to(device)
-    afeat = torch.cat([model.forward_aud(windows[i:i + audio_batch])
-                       for i in range(0, n, audio_batch)])
-    vfeat = model.embed_video(clip.to(device), n)
-    return summarize(shift_distances(vfeat.float().cpu(), afeat.float().cpu(), vshift), vshift)
+    return audio_windows(feats, n)
+
+
+@torch.no_grad()
+def evaluate_clips(model, clips: list[torch.Tensor], audios: list[np.ndarray], vshift: int = 15,
+                   wheres: list[str] | None = None, audio_batch: int = 256) -> list[SyncResult | Exception]:
+    """:func:`evaluate_clip` of several clips whose windows share the network passes (both towers);
+    a clip that cannot be scored yields its exception, the others are scored. One clip runs exactly
+    :func:`evaluate_clip`'s passes; in a batch a window's embedding can differ from its one-clip value
+    by float rounding (another batch shape for the same convolution), never more."""
+    wheres = wheres or ["clip"] * len(clips)
+    out: list[SyncResult | Exception | None] = [None] * len(clips)
+    ready: list[tuple[int, torch.Tensor]] = []
+    for i, (clip, audio, where) in enumerate(zip(clips, audios, wheres, strict=True)):
+        try:
+            ready.append((i, _audio_windows(len(clip), audio, where)))
+        except Exception as e:  # noqa: BLE001 - this clip's error; the others go on
+            out[i] = e
+    if ready:
+        device = next(model.parameters()).device
+        nums = [len(w) for _, w in ready]
+        windows = torch.cat([w for _, w in ready]).to(device)
+        afeat = torch.cat([model.forward_aud(windows[i:i + audio_batch])
+                           for i in range(0, len(windows), audio_batch)]).float().cpu().split(nums)
+        vfeats = model.embed_videos([clips[i].to(device) for i, _ in ready], nums)
+        for (i, _), v, a in zip(ready, vfeats, afeat):
+            out[i] = summarize(shift_distances(v.float().cpu(), a, vshift), vshift)
+    return out  # type: ignore[return-value]

@@ -178,23 +178,44 @@ class SyncNetS(nn.Module):
         Returns:
             ``(num_windows, embed)``, equal to ``forward_lip`` on each window.
         """
+        return self.embed_videos([clip], [num_windows], chunk)[0]
+
+    @torch.no_grad()
+    def embed_videos(self, clips: list[torch.Tensor], nums: list[int], chunk: int = 32) -> list[torch.Tensor]:
+        """:meth:`embed_video` of several clips, whose windows share network passes of ``chunk``
+        windows (one clip gives exactly :meth:`embed_video`'s passes)."""
         if self.training:
             raise RuntimeError("embed_video is an inference path: call .eval() first")
         if self._fused is None:
             self._fused = self._fuse()
-        outs = []
-        for start in range(0, num_windows, chunk):
-            stop = min(num_windows, start + chunk)
-            # (n, 5, C, S, S) -> (n, 5*C, S, S): channel index = frame * C + colour (as in _fuse)
-            x = clip.unfold(0, 5, 1)[start:stop]              # (n, C, S, S, 5) view
-            x = x.permute(0, 4, 1, 2, 3).reshape(stop - start, -1, clip.shape[2], clip.shape[3])
-            x = x.contiguous(memory_format=torch.channels_last)
-            for w, b, stride, padding, pool in self._fused:
-                x = F.relu(F.conv2d(x, w, b, stride, padding), inplace=True)  # no extra buffer per layer
-                if pool is not None:
-                    x = F.max_pool2d(x, *pool)
-            outs.append(self._head(self.netfclip, x))
-        return torch.cat(outs) if outs else clip.new_zeros(0, self.config.embed)
+        outs: list[torch.Tensor] = []
+        pending: list[torch.Tensor] = []
+        size = 0
+        for clip, n in zip(clips, nums, strict=True):
+            start = 0
+            while start < n:
+                stop = min(n, start + chunk - size)
+                # (n, 5, C, S, S) -> (n, 5*C, S, S): channel index = frame * C + colour (as in _fuse)
+                x = clip.unfold(0, 5, 1)[start:stop]              # (n, C, S, S, 5) view
+                pending.append(x.permute(0, 4, 1, 2, 3).reshape(stop - start, -1, clip.shape[2], clip.shape[3]))
+                size, start = size + stop - start, stop
+                if size == chunk:
+                    outs.append(self._embed_windows(pending))
+                    pending, size = [], 0
+        if pending:
+            outs.append(self._embed_windows(pending))
+        if not outs:
+            return [c.new_zeros(0, self.config.embed) for c in clips]
+        return list(torch.cat(outs).split(list(nums)))
+
+    def _embed_windows(self, pieces: list[torch.Tensor]) -> torch.Tensor:
+        x = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        x = x.contiguous(memory_format=torch.channels_last)
+        for w, b, stride, padding, pool in self._fused:
+            x = F.relu(F.conv2d(x, w, b, stride, padding), inplace=True)  # no extra buffer per layer
+            if pool is not None:
+                x = F.max_pool2d(x, *pool)
+        return self._head(self.netfclip, x)
 
 
 def official_state_keys(with_num_batches_tracked: bool = True) -> list[str]:

@@ -41,6 +41,7 @@ class WER(Metric):
     family = "wer"
     protocols = PROTOCOLS
     default_protocol = "wer/talklip-avhubert"
+    batch_size = 8
 
     def __init__(self, protocol: str | None = None, device: str = "cpu",
                  weights: str | Path | None = None, **options: Any) -> None:
@@ -67,7 +68,7 @@ class WER(Metric):
         return self._scores(r.errors.edits, r.errors.words)
 
     def score_batch(self, samples: Sequence[Sample], frames: Sequence[np.ndarray]
-                    ) -> list[dict[str, Score] | TfgbenchError]:
+                    ) -> list[dict[str, Score] | Exception]:
         """Batched :meth:`score` (one reader batch); a sample that cannot be scored yields its error."""
         results = self.scorer.score_many([(f, s.transcript, s.meta, s.where()) for s, f in zip(samples, frames)])
         return [r if isinstance(r, TfgbenchError) else self._scores(r.errors.edits, r.errors.words)
