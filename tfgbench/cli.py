@@ -80,7 +80,19 @@ def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> N
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
                    help=f"results database and video cache (default: {DEFAULT_WORKDIR}, or $TFGBENCH_WORKDIR)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: 1), or Ray actors with --executor ray (default: one per GPU "
+                   "of the cluster with --device cuda, else one per 2 CPUs)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="samples per generate/score call for models and metrics that declare batch support "
+                   "(default: the largest any of them declares, e.g. 4 for wav2lip/talklip/lse, 8 for wer; "
+                   "1 = one at a time). Results do not depend on it")
+    if with_model:
+        p.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="local (this machine; default) or ray (samples sharded to Ray actors; needs "
+                       "pip install 'tfgbench[ray]')")
+        p.add_argument("--address", help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a "
+                       "Ray started on this machine)")
     p.add_argument("--retry-errors", action="store_true", help="re-score samples stored as errors")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -147,12 +159,15 @@ def _spec(args: argparse.Namespace, model: str) -> object:
     return RunSpec(
         model=model, dataset=args.dataset, split=args.split, data_root=args.data_root, limit=args.limit,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
-        workdir=args.workdir, device=args.device, jobs=args.jobs,
+        workdir=args.workdir, device=args.device,
+        jobs=args.jobs if args.jobs is not None else 0 if getattr(args, "executor", "local") == "ray" else 1,
         checkpoint=getattr(args, "checkpoint", None),
         model_args={k: _parse_value(v)
                     for k, v in _key_values(getattr(args, "model_arg", None), "--model-arg").items()},
         weights=_key_values(args.weights, "--weights"), retry_errors=args.retry_errors,
-        command=shlex.join(["tfgbench", *sys.argv[1:]]), delivery=getattr(args, "delivery", "lossless"))
+        command=shlex.join(["tfgbench", *sys.argv[1:]]), delivery=getattr(args, "delivery", "lossless"),
+        batch_size=args.batch_size, executor=getattr(args, "executor", "local"),
+        address=getattr(args, "address", None))
 
 
 def _report(summaries: list, workdir: str) -> int:

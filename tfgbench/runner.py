@@ -256,10 +256,8 @@ def _prefetch(dataset: Dataset, ids: list[str], depth: int = 2) -> Iterator[tupl
 
 
 # -- worker processes ----------------------------------------------------------------------------
-def _build_process(spec: RunSpec, cache_dir: str | None, threads: int
-                   ) -> Callable[[str, list[str]], list[ProtocolResult]]:
-    """Runs in each worker process (:class:`tfgbench.workers.WorkerPool`): its own dataset, model
-    and metrics; returns the function that processes one sample."""
+def build_worker(spec: RunSpec, cache_dir: str | None, threads: int) -> tuple[Dataset, SampleWorker]:
+    """A worker process's (or Ray actor's) own dataset and :class:`SampleWorker`."""
     try:
         import torch
 
@@ -272,6 +270,14 @@ def _build_process(spec: RunSpec, cache_dir: str | None, threads: int
     dataset.need_boxes = _need_boxes(model, metrics)
     worker = SampleWorker(model, metrics, VideoCache(Path(cache_dir)) if cache_dir else None,
                           delivery=spec.delivery)
+    return dataset, worker
+
+
+def _build_process(spec: RunSpec, cache_dir: str | None, threads: int
+                   ) -> Callable[[str, list[str]], list[ProtocolResult]]:
+    """Runs in each worker process (:class:`tfgbench.workers.WorkerPool`): its own dataset, model
+    and metrics; returns the function that processes one sample."""
+    dataset, worker = build_worker(spec, cache_dir, threads)
 
     def process(sample_id: str, todo: list[str]) -> list[ProtocolResult]:
         try:
