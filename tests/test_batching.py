@@ -3,9 +3,11 @@
 The shipped tiny models and synthetic evaluators run on synthetic test clips of different lengths
 (56 to 67 frames), batched and one at a time. Generated frames are uint8 and WER counts are
 integers: both must match exactly. Float measures (PSNR, SSIM, LSE) must match to float rounding:
-on the CPU these runs were developed on they are bit-identical, but another CPU or a GPU may pick
-another convolution kernel for another batch shape, so floats are compared at a relative 1e-6 (a
-sample scored against another sample's clip, or a padding bug, moves them by far more).
+in a batch, the SyncNet windows of several clips share convolution passes of another shape, and the
+float32 kernels for another shape may round differently (on the development CPU, LSE moved by up to
+7e-8 for some batch compositions and not at all for others; another CPU or a GPU may choose other
+kernels). So floats are compared at a relative 1e-6: a sample scored against another sample's clip,
+or a padding bug, moves them by orders of magnitude more.
 """
 
 from __future__ import annotations
