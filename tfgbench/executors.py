@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,7 @@ class SampleActor:
 @dataclasses.dataclass
 class _Slot:
     actor: Any
+    started: float = dataclasses.field(default_factory=time.perf_counter)
     ready: bool = False
     batch: list[tuple[str, list[str]]] | None = None
 
@@ -191,6 +193,7 @@ class RayExecutor:
                 else:
                     if not slot.ready:
                         slot.ready, start_failures = True, 0
+                        self.log(f"ray: actor ready in {time.perf_counter() - slot.started:.1f} s")
                     else:
                         for sample_id, rows in value:
                             record(sample_id, rows)
