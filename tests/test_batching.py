@@ -5,7 +5,7 @@ The shipped tiny models and synthetic evaluators run on synthetic test clips of 
 integers: both must match exactly. Float measures (PSNR, SSIM, LSE) must match to float rounding:
 in a batch, the SyncNet windows of several clips share convolution passes of another shape, and the
 float32 kernels for another shape may round differently (on the development CPU, LSE moved by up to
-7e-8 for some batch compositions and not at all for others; another CPU or a GPU may choose other
+2e-7 for some batch compositions and not at all for others; another CPU or a GPU may choose other
 kernels). So floats are compared at a relative 1e-6: a sample scored against another sample's clip,
 or a padding bug, moves them by orders of magnitude more.
 """

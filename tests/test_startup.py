@@ -1,4 +1,4 @@
-"""`import tfgbench` and `tfgbench --help` must not import torch (fast start)."""
+"""`import tfgbench` and `tfgbench --help` must not import torch, nor Ray (fast start)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ try:
     cli.main({argv!r})
 except SystemExit:
     pass
-bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))
+bad = sorted(m for m in sys.modules if m in ('torch', 'ray') or m.startswith(('torch.', 'ray.')))
 print('TORCH' if bad else 'CLEAN')
 """
 
@@ -26,6 +26,7 @@ def probe(argv: list[str]) -> str:
 def test_import_and_help_do_not_import_torch():
     assert probe(["--help"]) == "CLEAN"
     assert probe(["run", "--help"]) == "CLEAN"
+    assert probe(["run", "--executor", "ray", "--help"]) == "CLEAN"
     assert probe(["list", "models"]) == "CLEAN"
     assert probe(["list", "protocols"]) == "CLEAN"
 

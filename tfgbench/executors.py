@@ -105,6 +105,8 @@ class RayExecutor:
         self.started_ray = False
         self.slots: list[_Slot] = []
         self.refs: dict[Any, _Slot] = {}
+        self._actor_cls: Any = None
+        self._resources = (1, 0)
 
     # -- cluster and actors ----------------------------------------------------------------------
     def _connect(self) -> None:
@@ -127,25 +129,23 @@ class RayExecutor:
         resources = self.ray.cluster_resources()
         gpus = 1 if self.spec.device.startswith("cuda") else 0
         cpus = int(resources.get("CPU", 1))
+        if gpus and int(resources.get("GPU", 0)) < 1:
+            raise TfgbenchError(f"--device cuda with --executor ray: the Ray cluster has no GPU (resources: "
+                                f"{dict(resources)}); start its nodes with GPUs, or run with --device cpu")
         jobs = self.spec.jobs
         if jobs <= 0:  # not given: one actor per GPU, else per 2 CPUs
-            if gpus:
-                jobs = int(resources.get("GPU", 0))
-                if jobs < 1:
-                    raise TfgbenchError("--device cuda with --executor ray: the Ray cluster has no GPU "
-                                        f"(resources: {dict(resources)})")
-            else:
-                jobs = max(1, cpus // 2)
+            jobs = int(resources.get("GPU", 0)) if gpus else max(1, cpus // 2)
         jobs = max(1, min(jobs, -(-samples // self.batch)))
-        node_cpus = [int(n["Resources"].get("CPU", 0)) for n in self.ray.nodes() if n.get("Alive")]
+        node_cpus = [c for n in self.ray.nodes() if n.get("Alive") and (c := int(n["Resources"].get("CPU", 0))) > 0]
         per_actor = max(1, min(cpus // jobs, min(node_cpus) if node_cpus else 1))
         return jobs, per_actor, gpus
 
     def _start(self) -> _Slot:
         cpus, gpus = self._resources
         spec = self.spec if not gpus else dataclasses.replace(self.spec, device="cuda")  # the actor's own GPU
-        actor_cls = self.ray.remote(SampleActor)
-        actor = actor_cls.options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0).remote(
+        if self._actor_cls is None:
+            self._actor_cls = self.ray.remote(SampleActor)
+        actor = self._actor_cls.options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0).remote(
             spec, self.cache_dir, cpus)
         slot = _Slot(actor)
         self.slots.append(slot)
