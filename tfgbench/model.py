@@ -43,7 +43,8 @@ class TalkingFaceModel(ABC):
     """
 
     name: ClassVar[str]
-    #: how many samples :meth:`generate_batch` likes at once (1 = no batching benefit)
+    #: how many samples :meth:`generate_batch` likes at once (1 = no batching benefit: the runner then
+    #: calls :meth:`generate` per sample); the default of ``tfgbench run --batch-size``
     batch_size: ClassVar[int] = 1
     #: keep generated videos in the run's cache (off for models cheaper to rerun than to decode)
     cache_outputs: ClassVar[bool] = True
@@ -68,5 +69,8 @@ class TalkingFaceModel(ABC):
         """Return ``(T, H, W, 3)`` uint8 RGB frames, same shape as ``sample.frames``."""
 
     def generate_batch(self, samples: Sequence[Sample]) -> list[np.ndarray]:
-        """Batched variant; the default calls :meth:`generate` per sample."""
+        """Batched variant; the default calls :meth:`generate` per sample. Samples may differ in
+        length; each output must equal what :meth:`generate` gives that sample alone (pad with a
+        mask, or bucket equal lengths, so that no sample depends on its neighbours). If it raises,
+        the runner generates each sample alone, so one bad sample fails only itself."""
         return [self.generate(s) for s in samples]
