@@ -8,13 +8,26 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tfgbench import __version__
 from tfgbench.errors import TfgbenchError
 
 DEFAULT_WORKDIR = os.environ.get("TFGBENCH_WORKDIR", "tfgbench-runs")
+
+#: exit statuses of ``run`` and ``score`` (also printed by ``tfgbench run --help``)
+EXIT_OK, EXIT_CONFIG, EXIT_FAILED_SAMPLES = 0, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+EXIT_STATUS_HELP = """exit status:
+  0    every requested sample was scored (or --allow-failures was given)
+  2    configuration error (unknown name, bad value, missing file): nothing was generated
+  3    the run finished, but some samples are stored as error rows (see the summary; the
+       error column of the results); --allow-failures exits 0 instead
+  130  interrupted by Ctrl-C, 143 by SIGTERM: finished samples are stored, re-run to resume
+"""
 
 #: subcommands implemented in other modules: name -> (module, one-line help)
 EXTERNAL = {
@@ -82,6 +95,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> N
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--retry-errors", action="store_true", help="re-score samples stored as errors")
+    p.add_argument("--allow-failures", action="store_true",
+                   help=f"exit 0 even when samples are stored as error rows (default: exit {EXIT_FAILED_SAMPLES})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -94,13 +109,15 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="generate a dataset split with a model, score it, store and print results",
-                       description="Generate, cache, score and store; re-running resumes where it stopped.")
+                       description="Generate, cache, score and store; re-running resumes where it stopped.",
+                       epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("score", help="score videos generated elsewhere, matched to a dataset by file name",
                        description="Score a folder of generated mp4s (named <id>.mp4, <id with / as _>.mp4 or "
-                                   "<utterance>.mp4) against a dataset's samples.")
+                                   "<utterance>.mp4) against a dataset's samples.",
+                       epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", required=True, help="folder of generated .mp4 files")
     p.add_argument("--name", required=True, help="the model name shown in tables")
     _add_run_arguments(p, with_model=False)
@@ -155,7 +172,7 @@ def _spec(args: argparse.Namespace, model: str) -> object:
         command=shlex.join(["tfgbench", *sys.argv[1:]]), delivery=getattr(args, "delivery", "lossless"))
 
 
-def _report(summaries: list, workdir: str) -> int:
+def _report(summaries: list, workdir: str, allow_failures: bool = False) -> int:
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 
@@ -163,6 +180,9 @@ def _report(summaries: list, workdir: str) -> int:
     for summary in summaries:
         print(f"{summary.model.model}: {summary.samples} samples scored, {summary.skipped} already stored, "
               f"{len(summary.failed)} failed ({summary.seconds:.1f} s)")
+        if summary.stored_failures > len(summary.failed):
+            print(f"  {summary.stored_failures} of its {summary.requested} samples are stored as error rows "
+                  "(--retry-errors scores them again)")
         for sample_id, error in list(summary.failed.items())[:5]:
             print(f"  failed {sample_id}: {error.splitlines()[0]}")
         if len(summary.failed) > 5:
@@ -174,22 +194,57 @@ def _report(summaries: list, workdir: str) -> int:
         if table.dataset == summaries[0].dataset:
             print()
             print(render(table, "md"))
-    return 0
+    failing = [s for s in summaries if s.stored_failures]
+    if failing and not allow_failures:
+        print(f"tfgbench: {sum(s.stored_failures for s in failing)} sample(s) are error rows "
+              f"({', '.join(s.model.model for s in failing)}): exit status {EXIT_FAILED_SAMPLES} "
+              "(--allow-failures exits 0)", file=sys.stderr)
+        return EXIT_FAILED_SAMPLES
+    return EXIT_OK
+
+
+def _interrupted(e: BaseException, done: list) -> int:
+    """What a Ctrl-C or SIGTERM left behind, and how to resume; the exit status."""
+    from tfgbench.runner import RunInterrupted
+
+    name = getattr(e, "signal_name", None) or "SIGINT"
+    lines = [f"\ninterrupted ({name}): every finished sample is stored; nothing in flight was kept."]
+    for s in done:
+        lines.append(f"  {s.model.model}: complete ({s.samples} scored, {s.skipped} already stored)")
+    if isinstance(e, RunInterrupted):
+        s = e.summary
+        lines.append(f"  {s.model.model}: {s.samples} samples scored and stored by this run, {s.skipped} stored "
+                     f"before, {s.remaining} of {s.requested} still to do")
+        lines.append(f"  results: {s.dataset.dataset}/{s.dataset.split} in the store of this --workdir")
+    lines.append("Run the same command again to resume: stored samples are skipped.")
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tfgbench.preflight import check_spec
     from tfgbench.runner import run
 
     models = [m.strip() for m in args.model.split(",") if m.strip()]
-    summaries = [run(_spec(args, model), progress=not args.no_progress) for model in models]
-    return _report(summaries, args.workdir)
+    check_spec(_spec(args, args.model))  # every model, flag and file, before the first sample
+    summaries: list = []
+    try:
+        for model in models:
+            summaries.append(run(_spec(args, model), progress=not args.no_progress))
+    except KeyboardInterrupt as e:
+        return _interrupted(e, summaries)
+    return _report(summaries, args.workdir, args.allow_failures)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from tfgbench.preflight import ConfigError, check_spec
     from tfgbench.runner import build_dataset, checked_ids, run
     from tfgbench.videos import ExternalVideos, match_videos
 
     spec = _spec(args, args.name)
+    check_spec(spec, with_model=False)
+    if not Path(args.videos).is_dir():
+        raise ConfigError(f"--videos {args.videos}: no such folder")
     dataset = build_dataset(spec)
     all_ids = checked_ids(dataset)
     ids = all_ids[: spec.limit] if spec.limit else all_ids
@@ -204,7 +259,11 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise TfgbenchError(f"no video in {args.videos} matches a sample id of {dataset.name}/{dataset.split} "
                             f"(e.g. {ids[0]}.mp4)")
     model = ExternalVideos(videos, args.name, Path(args.videos))
-    return _report([run(spec, model=model, progress=not args.no_progress)], args.workdir)
+    try:
+        summary = run(spec, model=model, progress=not args.no_progress)
+    except KeyboardInterrupt as e:
+        return _interrupted(e, [])
+    return _report([summary], args.workdir, args.allow_failures)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -259,17 +318,32 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_sigterm) if main_thread else None  # Slurm pre-emption
     try:
         return int(args.handler(args) or 0)
     except TfgbenchError as e:
         print(f"tfgbench: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished samples are stored; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e, [])
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so cleanup runs as for Ctrl-C."""
+
+    signal_name = "SIGTERM"
+
+
+def _raise_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; cleanup must not be interrupted again
+    raise Terminated()
 
 
 if __name__ == "__main__":

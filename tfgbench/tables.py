@@ -3,11 +3,14 @@
 One table per (dataset, dataset version, split, face-box source). A row per model (name,
 checkpoint, settings, delivery); a column per (protocol, protocol version, evaluator, measure) with
 an arrow for the better direction, so rows of two protocol versions, two evaluators, two
-deliveries or two box sources never meet in one cell. A cell is
-the dataset value of that measure (:func:`tfgbench.metrics.base.aggregate`) only when the model
-has a successful row for *every* sample of the split; otherwise the cell is flagged with its
-coverage (``41/50``, and failures as ``3 failed``) and shows no number: a partial average is never
-printed as if it were a result.
+deliveries or two box sources never meet in one cell. A cell is the dataset value of that measure
+(:func:`tfgbench.metrics.base.aggregate`); it stands unmarked only when the model has a successful
+row for *every* sample of the split. A partial cell (``--limit``, an interrupted run, failed
+samples) shows the value over the samples it covers, marked ``⚠ n/N`` (and ``k failed``), so a
+10-sample trial prints numbers that cannot pass for a full result. Where the partial cells of one
+column cover different samples, each is computed over the samples they all share (``n`` counts
+them) and the caption says so. :attr:`Cell.complete` tells full cells from partial ones; only
+complete cells get confidence intervals or can be marked best.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Cell:
     failed: int
     total: int
     ci: tuple[float, float] | None = None  # bootstrap interval (tfgbench.stats.attach_cis, `table --ci`)
+    #: samples the (partial) value averages: ``covered``, or fewer when compared on shared samples
+    used: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -68,6 +73,8 @@ class Table:
     columns: list[Column]
     models: list[ModelRow]
     cells: dict[tuple[ModelRow, Column], Cell] = field(default_factory=dict)
+    #: columns whose partial cells were compared on the samples they share (caption note)
+    shared: list[Column] = field(default_factory=list)
 
     def model_label(self, key: ModelRow) -> str:
         delivery = f" [{key[3]} delivery]" if key[3] == "official" else ""
@@ -109,14 +116,24 @@ def build_tables(rows: Sequence[Row], measures: dict[tuple[str, str], Measure],
         grouped: dict[tuple, list[Row]] = defaultdict(list)
         for r in drows:
             grouped[(*r.model_key, r.protocol, r.protocol_version, r.evaluator_sha256)].append(r)
-        for mkey in models:
-            for col in columns:
+        for col in columns:
+            ok_rows: dict[ModelRow, dict[str, tuple]] = {}
+            failures: dict[ModelRow, int] = {}
+            for mkey in models:
                 group = grouped.get((*mkey, col.protocol, col.protocol_version, col.evaluator_sha256), [])
-                ok = [(r.value, r.num, r.den) for r in group if r.measure == col.measure.key and r.error is None]
-                failed = len({r.sample_id for r in group if r.measure == ERROR_MEASURE})
-                complete = len(ok) == ids_total and failed == 0
-                value = aggregate(col.measure, ok) if complete else None
-                table.cells[(mkey, col)] = Cell(value, len(ok), failed, ids_total)
+                ok_rows[mkey] = {r.sample_id: (r.value, r.num, r.den) for r in group
+                                 if r.measure == col.measure.key and r.error is None}
+                failures[mkey] = len({r.sample_id for r in group if r.measure == ERROR_MEASURE})
+            partial = [m for m in models if ok_rows[m] and (len(ok_rows[m]) < ids_total or failures[m])]
+            covered_sets = {frozenset(ok_rows[m]) for m in partial}
+            shared = frozenset.intersection(*covered_sets) if len(covered_sets) > 1 else None
+            if shared is not None:
+                table.shared.append(col)
+            for mkey in models:
+                ok = ok_rows[mkey]
+                use = ok if shared is None or mkey not in partial else {k: ok[k] for k in shared}
+                value = aggregate(col.measure, use.values()) if use else None
+                table.cells[(mkey, col)] = Cell(value, len(ok), failures[mkey], ids_total, used=len(use))
         tables.append(table)
     return tables
 
@@ -133,8 +150,11 @@ def format_cell(cell: Cell, measure: Measure) -> str:
         return f"{value:.{measure.digits}f}"
     if cell.covered == 0 and cell.failed == 0:
         return ""
-    note = f"{cell.covered}/{cell.total}"
-    return f"⚠ {note}" + (f", {cell.failed} failed" if cell.failed else "")
+    used = cell.covered if cell.used is None else cell.used
+    note = f"⚠ {used}/{cell.total}" + (f", {cell.failed} failed" if cell.failed else "")
+    if cell.value is None or not math.isfinite(cell.value) or used == 0:
+        return note
+    return f"{cell.value * (100 if measure.percent else 1):.{measure.digits}f} {note}"
 
 
 def provenance(table: Table) -> str:
@@ -172,7 +192,12 @@ def render(table: Table, fmt: str = "md") -> str:
     boxes = "" if d.boxes == "dataset" else ", face boxes " + re.sub(r"([0-9a-f]{12})[0-9a-f]+", r"\1", d.boxes)
     caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}{boxes}, {table.total} samples)."
     if any(not cell.complete and (cell.covered or cell.failed) for cell in table.cells.values()):
-        caption += " ⚠ n/N: the model has results for only n of N samples, so no average is shown."
+        caption += (" ⚠ n/N: partial coverage, the value is the mean over n of the N samples only (a trial with "
+                    "--limit, an interrupted run or failed samples): not comparable with full results.")
+    if table.shared:
+        names = sorted({c.protocol for c in table.shared})
+        caption += (f" Partial cells of {', '.join(names)} are compared on the samples all partial models share "
+                    "(n counts them).")
     from tabulate import tabulate
 
     if fmt == "md":

@@ -1,0 +1,122 @@
+"""Generate and score one sample: :class:`SampleWorker` (used in the run's process, or in each
+worker process under ``--jobs N``).
+
+Every way a sample can go wrong ends as error rows with the reason, never as a number:
+
+* the sample could not be loaded: one error row per protocol, with the loader's message;
+* the model fails, or returns something that is not ``(T, H, W, 3)`` uint8 frames of the sample's
+  length and size (NaN or infinite values, the wrong shape, the wrong frame count): error rows
+  naming the model, the sample and the problem;
+* an input a protocol needs is missing (:attr:`tfgbench.data.sample.Sample.missing`: no audio
+  track for LSE, a missing, empty or non-UTF-8 transcript for WER): error rows for the protocols
+  that need it (``ProtocolSpec.needs``); the others still score;
+* a metric raises, or returns a degenerate score (NaN or infinite value, measures missing): an
+  error row for that protocol naming the measure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from tfgbench.data.sample import Sample, check_frames
+from tfgbench.delivery import deliver
+from tfgbench.errors import SampleError, TfgbenchError
+from tfgbench.metrics.base import Metric, Score
+from tfgbench.model import TalkingFaceModel
+from tfgbench.store import ProtocolResult
+from tfgbench.videos import VideoCache
+
+
+def failure(metric: Metric, error: str, sample_boxes: str | None = None, seconds: float | None = None
+            ) -> ProtocolResult:
+    """The error row of ``metric`` for one sample."""
+    return ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, error, seconds=seconds,
+                          protocol_version=metric.spec.version, sample_boxes=sample_boxes)
+
+
+def error_text(e: BaseException) -> str:
+    return str(e) if isinstance(e, TfgbenchError) else f"{type(e).__name__}: {e}"
+
+
+def check_scores(metric: Metric, scores: object, where: str) -> dict[str, Score]:
+    """``scores`` if it holds a finite value for every measure the protocol declares; otherwise a
+    :class:`SampleError` naming the protocol, the sample and the degenerate measure."""
+    name = metric.spec.name
+    if not isinstance(scores, dict):
+        raise SampleError(f"{where}: {name} returned {type(scores).__name__}, not a dict of scores")
+    missing = [m.key for m in metric.spec.measures if m.key not in scores]
+    if missing:
+        raise SampleError(f"{where}: {name} returned no value for {', '.join(missing)}")
+    for key, score in scores.items():
+        value = getattr(score, "value", None)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            what = "no value" if value is None else "NaN" if isinstance(value, float) and math.isnan(value) \
+                else "an infinite value" if isinstance(value, float) else f"a {type(value).__name__}"
+            raise SampleError(f"{where}: {name} returned {what} for {key}; a degenerate score is not stored")
+        for part in ("num", "den"):
+            x = getattr(score, part, None)
+            if x is not None and not math.isfinite(x):
+                raise SampleError(f"{where}: {name} returned a non-finite {part} ({x}) for {key}")
+    return scores
+
+
+def check_output(frames: object, sample: Sample, model: TalkingFaceModel, strict_shape: bool) -> np.ndarray:
+    """The model's output if it is usable frames for ``sample``; else a :class:`SampleError`."""
+    where = f"{sample.where()}: model {model.name!r} output"
+    if not isinstance(frames, np.ndarray):
+        raise SampleError(f"{where} is {type(frames).__name__}, not a numpy array")
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        raise SampleError(f"{where} contains NaN or infinite values")
+    if strict_shape and frames.ndim == 4 and frames.shape[0] != sample.num_frames:
+        raise SampleError(f"{where} has {frames.shape[0]} frames, the sample has {sample.num_frames} "
+                          "(a model must return as many frames as the sample: one per input frame)")
+    return check_frames(frames, where, like=sample.frames if strict_shape else None)
+
+
+class SampleWorker:
+    """Generates and scores samples; one per process."""
+
+    def __init__(self, model: TalkingFaceModel, metrics: list[Metric], cache: VideoCache | None,
+                 strict_shape: bool = True, delivery: str = "lossless") -> None:
+        self.model, self.metrics, self.cache, self.strict_shape = model, metrics, cache, strict_shape
+        self.delivery = delivery
+
+    def process(self, sample: Sample | BaseException, sample_id: str, todo: list[str]) -> list[ProtocolResult]:
+        wanted = [m for m in self.metrics if m.spec.name in todo]
+        if isinstance(sample, BaseException):
+            return [failure(m, error_text(sample)) for m in wanted]
+        boxes = sample.meta.get("boxes_key") or ("dataset" if sample.boxes is not None else None)
+        try:
+            frames = self.cache.get(sample_id) if self.cache is not None else None
+            if frames is None:
+                frames = check_output(self.model.generate(sample), sample, self.model, self.strict_shape)
+                if self.cache is not None:
+                    self.cache.put(sample, frames)
+        except Exception as e:  # any model failure is stored with its reason; the run goes on
+            missing = "".join(f" (the sample's {k} is unusable: {v})" for k, v in sample.missing.items()
+                              if k == "audio")
+            return [failure(m, f"generation failed: {error_text(e)}{missing}", boxes) for m in wanted]
+        try:
+            frames = deliver(frames, self.delivery, sample.where())
+        except Exception as e:
+            return [failure(m, f"{self.delivery} delivery failed: {error_text(e)}", boxes) for m in wanted]
+        results = []
+        for metric in wanted:
+            lacking = sorted(set(metric.spec.needs) & set(sample.missing))
+            if lacking:
+                reasons = "; ".join(sample.missing[k] for k in lacking)
+                results.append(failure(metric, f"{metric.spec.name} needs the sample's {' and '.join(lacking)}: "
+                                       f"{reasons}", boxes))
+                continue
+            t0 = time.perf_counter()
+            try:
+                scores = check_scores(metric, metric.score(sample, frames), sample.where())
+                results.append(ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores,
+                                              seconds=time.perf_counter() - t0,
+                                              protocol_version=metric.spec.version, sample_boxes=boxes))
+            except Exception as e:
+                results.append(failure(metric, error_text(e), boxes, time.perf_counter() - t0))
+        return results
