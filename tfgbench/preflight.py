@@ -51,14 +51,15 @@ def _entry(kind: str, name: str, flag: str) -> registry.Entry:
 
 def _readable(path: str | Path, flag: str, folder_ok: bool = False) -> None:
     p = Path(path).expanduser()
+    shown = f"{flag}{path}" if flag.endswith("=") else f"{flag} {path}"
     if folder_ok and p.is_dir():
         return
     if not p.exists():
-        raise MissingFileError(f"{flag} {path}: no such file")
-    if not p.is_file() and not (folder_ok and p.is_dir()):
-        raise MissingFileError(f"{flag} {path}: not a file")
+        raise MissingFileError(f"{shown}: no such file")
+    if not p.is_file():
+        raise MissingFileError(f"{shown}: not a file")
     if not os.access(p, os.R_OK):
-        raise MissingFileError(f"{flag} {path}: the file cannot be read (permission denied)")
+        raise MissingFileError(f"{shown}: the file cannot be read (permission denied)")
 
 
 def check_model(name: str, checkpoint: str | None, model_args: dict[str, Any]) -> None:
