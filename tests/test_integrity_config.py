@@ -87,3 +87,17 @@ def test_score_checks_its_flags_too(tmp_path, clips, capsys):
     code = main(["score", "--videos", str(clips), "--name", "x", "--dataset", "folder", "--data-root", str(clips),
                  "--metrics", "pnsr", "--workdir", str(tmp_path / "work")])
     assert code == 2 and "--metrics pnsr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_unreadable_checkpoint_stops_the_run_instead_of_failing_every_sample(tmp_path, clips, capsys, jobs):
+    import sqlite3
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")  # wav2lip reads its weights on first use, inside generate
+    work = tmp_path / "work"
+    code = main(["run", "--model", "wav2lip", "--checkpoint", str(garbage), "--dataset", "folder", "--data-root",
+                 str(clips), "--metrics", "psnr", "--workdir", str(work), "--no-progress", "--jobs", jobs])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--checkpoint {garbage}: model 'wav2lip' cannot use it" in err, err
+    assert sqlite3.connect(work / "results.sqlite").execute("SELECT COUNT(*) FROM results").fetchone()[0] == 0

@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from tfgbench import registry
-from tfgbench.errors import MissingResourceError, RegistryError, TfgbenchError
+from tfgbench.errors import ConfigError, MissingResourceError, RegistryError
 
-
-class ConfigError(TfgbenchError):
-    """A bad command-line value: the message names the flag and the value."""
+__all__ = ["ConfigError", "MissingFileError", "check_spec", "check_model", "check_metrics", "check_values"]
 
 
 class MissingFileError(ConfigError, MissingResourceError):

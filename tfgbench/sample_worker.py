@@ -23,7 +23,7 @@ import numpy as np
 
 from tfgbench.data.sample import Sample, check_frames
 from tfgbench.delivery import deliver
-from tfgbench.errors import SampleError, TfgbenchError
+from tfgbench.errors import ConfigError, SampleError, TfgbenchError
 from tfgbench.metrics.base import Metric, Score
 from tfgbench.model import TalkingFaceModel
 from tfgbench.store import ProtocolResult
@@ -76,6 +76,15 @@ def check_output(frames: object, sample: Sample, model: TalkingFaceModel, strict
     return check_frames(frames, where, like=sample.frames if strict_shape else None)
 
 
+def checkpoint_error(model: TalkingFaceModel, e: BaseException) -> None:
+    """Raise :class:`ConfigError` when a generation failure is the model's checkpoint (plugins often
+    load weights on first use): a file that cannot be read fails every sample, so it stops the run
+    instead of storing one error row per sample that later runs would skip."""
+    checkpoint = getattr(model, "checkpoint", None)
+    if checkpoint is not None and str(checkpoint) in str(e):
+        raise ConfigError(f"--checkpoint {checkpoint}: model {model.name!r} cannot use it: {error_text(e)}") from e
+
+
 class SampleWorker:
     """Generates and scores samples; one per process."""
 
@@ -96,6 +105,7 @@ class SampleWorker:
                 if self.cache is not None:
                     self.cache.put(sample, frames)
         except Exception as e:  # any model failure is stored with its reason; the run goes on
+            checkpoint_error(self.model, e)
             missing = "".join(f" (the sample's {k} is unusable: {v})" for k, v in sample.missing.items()
                               if k == "audio")
             return [failure(m, f"generation failed: {error_text(e)}{missing}", boxes) for m in wanted]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from tfgbench.errors import TfgbenchError
+from tfgbench.errors import ConfigError, TfgbenchError
 
 #: how many workers in a row may die while starting before the run gives up
 MAX_START_FAILURES = 3
@@ -64,7 +64,11 @@ def _worker_main(conn: Connection, build: Callable[..., Any], build_args: tuple)
         if task is None:
             return
         sample_id, todo = task
-        results = process(sample_id, todo)
+        try:
+            results = process(sample_id, todo)
+        except ConfigError as e:  # e.g. a checkpoint the model cannot read: the parent stops the run
+            conn.send(("fatal", str(e)))
+            return
         try:
             conn.send(("done", (sample_id, results)))
         except (BrokenPipeError, OSError):
@@ -138,6 +142,8 @@ class WorkerPool:
                     kind, payload = message
                     if kind == "start-error":
                         raise TfgbenchError(f"a worker process could not start: {payload}")
+                    if kind == "fatal":
+                        raise ConfigError(payload)
                     if kind == "ready":
                         slot.ready, start_failures = True, 0
                     elif kind == "done":
