@@ -48,7 +48,8 @@ def find_file(
             return path
         if source != "default location":
             raise BadPathError(f"{what} ({filename}): {source} points to {path}, which is not a file.\n"
-                               f"Fix or unset it; the official file comes from: {origin}")
+                               f"Point it at the file (the others looked at, when it is not given: ${env}, then "
+                               f"{home() / 'weights' / filename}).\nThe official file comes from: {origin}")
         looked.append(f"  {source}: {path} (not found)")
     how = f"pass {flag} FILE, or " if flag else ""
     raise MissingResourceError(
