@@ -159,7 +159,8 @@ def make_corpus(root: Path) -> dict[str, Case]:
     add("latin1_transcript", Case("non-UTF-8 transcript",
                                   good | {"wer": "latin1_transcript.txt: the transcript is not valid UTF-8"}),
         lambda p: _write(p, face(), speech(seconds)), transcript="Text:  CAFÉ AT F TWO\n".encode("latin-1"))
-    for kind, needle in (("nan", "contains NaN"), ("shape", "output has shape"), ("frames", f"has {FRAMES - 1} frames")):
+    model_cases = (("nan", "contains NaN"), ("shape", "output has shape"), ("frames", f"has {FRAMES - 1} frames"))
+    for kind, needle in model_cases:
         add(f"model_{kind}", Case(f"model returns {kind}", {f: needle for f in FAMILIES}, run_only=True),
             lambda p: _write(p, face(), speech(seconds)))
     return cases

@@ -84,7 +84,8 @@ def test_wrong_shape_and_exceptions_are_stored(tmp_path, face_folder):
     for mode, needle in (('"short"', "as many frames"), ('"raise"', "the model exploded")):
         work = tmp_path / mode.strip('"')
         run_cli("run", "--model", "dummy-shift", "--model-arg", f"mode={mode}", "--dataset", "folder",
-                "--data-root", str(face_folder), "--metrics", "psnr", "--workdir", str(work), "--no-progress", "--allow-failures", env=env)
+                "--data-root", str(face_folder), "--metrics", "psnr", "--workdir", str(work), "--no-progress",
+                "--allow-failures", env=env)
         errors = [r[0] for r in sqlite3.connect(work / "results.sqlite").execute("SELECT error FROM results")]
         assert len(errors) == 2 and all(needle in e for e in errors)
 

@@ -17,7 +17,8 @@ def test_score_external_videos_matched_by_name(tmp_path, face_folder):
     shutil.copy(face_folder / "clip0.mp4", videos / "clip0.mp4")  # only one of the two
     work = tmp_path / "work"
     out = run_cli("score", "--videos", str(videos), "--dataset", "folder", "--data-root", str(face_folder),
-                  "--name", "my-model", "--metrics", "psnr", "--workdir", str(work), "--no-progress", "--allow-failures").stdout
+                  "--name", "my-model", "--metrics", "psnr", "--workdir", str(work), "--no-progress",
+                  "--allow-failures").stdout
     assert "matched 1 of 2" in out
     csv_text = run_cli("table", "--workdir", str(work), "--format", "csv").stdout
     line = next(row for row in csv_text.splitlines() if ",my-model," in row)
