@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from tfgbench.cli import main
@@ -44,7 +42,7 @@ def test_partial_cells_show_values_compared_on_shared_samples(tmp_path):
     assert "compared on the samples all partial models share" in md
     cells = {m[0]: c for (m, _), c in table.cells.items()}
     assert cells["full"].complete and not cells["left"].complete and not cells["right"].complete
-    csv_text = render(table, "csv")
+    csv_text = render(table, "csv-summary")
     assert ",full,none,h,lossless,1,q/x,none,q,2.5,4,0,4" in csv_text
     assert ",left,none,h,lossless,1,q/x,none,q,,3,0,4" in csv_text  # CSV keeps full values only
 
@@ -69,7 +67,8 @@ def test_limit_run_prints_numbers(tmp_path, capsys):
 
 
 def test_results_dataframe(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     import tfgbench
 
     _store(tmp_path, {"a": {"s0": 1.0, "s1": 2.0}, "b": {"s0": 3.0}}, error={"b": "s1"}).close()
@@ -86,11 +85,3 @@ def test_results_dataframe(tmp_path):
     assert failed.error == "boom" and failed.measure == "*" and pd.isna(failed.value)
     with pytest.raises(tfgbench.TfgbenchError, match="no results at"):
         tfgbench.results(tmp_path / "nowhere")
-
-
-def test_results_without_pandas_says_how_to_install(tmp_path, monkeypatch):
-    import tfgbench
-
-    monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(tfgbench.TfgbenchError, match="pip install pandas"):
-        tfgbench.results(tmp_path)

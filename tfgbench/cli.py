@@ -126,7 +126,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="render stored results as leaderboard tables")
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--split", help="only this split")
-    p.add_argument("--format", default="md", choices=["md", "latex", "csv", "html"])
+    p.add_argument("--format", default="md", choices=["md", "latex", "html", "csv", "csv-summary"],
+                   help="md, latex, html: the tables; csv: every stored row as it is (tfgbench.results(), one "
+                   "line per model, dataset, split, sample, protocol and measure); csv-summary: one line per "
+                   "table cell (with --ci: its interval)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"(default: {DEFAULT_WORKDIR})")
     p.add_argument("--output", help="write to this file instead of stdout")
     from tfgbench.paper import add_table_arguments
@@ -267,25 +270,49 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    path = Path(args.workdir) / "results.sqlite"
+    if args.format == "csv-summary" and args.paper:
+        raise TfgbenchError("--format csv-summary is the leaderboard's one line per cell; --paper tables "
+                            "have --format csv")
+    if args.format == "csv" and not args.paper:
+        return _csv_dump(args, path)
     if args.paper or args.ci:
         from tfgbench.paper import cmd_table as paper_table
 
         return paper_table(args)
+    from tfgbench.frame import results
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 
-    path = Path(args.workdir) / "results.sqlite"
     if not path.is_file():
         raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
+    frame = results(path, dataset=args.dataset, split=args.split)
     with Store(path) as store:
-        tables = build_tables(store.rows(args.dataset), store.measures(), store.dataset_sizes())
-    tables = [t for t in tables if args.split is None or t.dataset.split == args.split]
+        tables = build_tables(frame, store.measures(), store.dataset_sizes())
     if not tables:
         raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
-    text = "\n".join(render(t, args.format) for t in tables)
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+    return _write("\n".join(render(t, args.format) for t in tables), args.output)
+
+
+def _csv_dump(args: argparse.Namespace, path: Path) -> int:
+    """``tfgbench table --format csv``: the results frame as it is, one line per stored row."""
+    from tfgbench.frame import results, to_csv
+
+    if args.ci:
+        raise TfgbenchError("--ci puts intervals on table cells, and --format csv is the per-sample dump of "
+                            "the results: use --format csv-summary --ci")
+    if not path.is_file():
+        raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
+    frame = results(path, dataset=args.dataset, split=args.split)
+    if frame.empty:
+        raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
+    return _write(to_csv(frame), args.output)
+
+
+def _write(text: str, output: str | None) -> int:
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}")
     else:
         print(text, end="")
     return 0
