@@ -16,6 +16,7 @@ from tfgbench.model import ModelInfo, TalkingFaceModel
 class GroundTruth(TalkingFaceModel):
     name = "ground-truth"
     cache_outputs = False
+    takes_checkpoint = False
 
     @property
     def info(self) -> ModelInfo:
@@ -30,6 +31,7 @@ class StaticFrame(TalkingFaceModel):
 
     name = "static-frame"
     cache_outputs = False
+    takes_checkpoint = False
 
     def __init__(self, device: str = "cpu", checkpoint=None, reference: int = 0) -> None:
         super().__init__(device, checkpoint, reference=int(reference))

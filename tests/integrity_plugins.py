@@ -47,6 +47,60 @@ class Forgetful(TalkingFaceModel):
         return np.roll(sample.frames, shift, axis=2)
 
 
+class Sleepy(TalkingFaceModel):
+    """The ground truth, slowly: sleeps $TFGB_SLEEP seconds per sample (default 3; not part of the key,
+    so a resumed run can be fast) and writes its pid to $TFGB_PIDS/<pid> when built (the parent's and
+    every worker's), so a test can check that no process is left behind."""
+
+    name = "sleepy"
+
+    def __init__(self, device="cpu", checkpoint=None):
+        super().__init__(device, checkpoint)
+        if os.environ.get("TFGB_PIDS"):
+            Path(os.environ["TFGB_PIDS"], str(os.getpid())).write_text("")
+
+    @property
+    def info(self):
+        return ModelInfo(training_data="none", licence="MIT")
+
+    def generate(self, sample):
+        import time
+
+        time.sleep(float(os.environ.get("TFGB_SLEEP", "3")))
+        return sample.frames.copy()
+
+
+class SleepyBatch(Sleepy):
+    """:class:`Sleepy` with batch support (batches of 2 by default): the runner's batched path."""
+
+    name = "sleepy-batch"
+    batch_size = 2
+
+
+class BadOutput(TalkingFaceModel):
+    """The ground truth, except for samples whose id names a failure: ``...model_nan`` (NaN floats),
+    ``...model_shape`` (half the width), ``...model_frames`` (one frame short)."""
+
+    name = "bad-output"
+    cache_outputs = False
+
+    @property
+    def info(self):
+        return ModelInfo(training_data="none", licence="MIT")
+
+    def generate(self, sample):
+        frames = sample.frames.copy()
+        if sample.id.endswith("model_nan"):
+            out = frames.astype(np.float32)
+            out[0, 0, 0, 0] = np.nan
+            return out
+        if sample.id.endswith("model_shape"):
+            return np.ascontiguousarray(frames[:, :, : frames.shape[2] // 2])
+        if sample.id.endswith("model_frames"):
+            return frames[:-1]
+        return frames
+
+
 class ListDataset(Dataset):
     """Ids from <root>/ids.json; every sample is the same tiny clip."""
 
@@ -63,7 +117,9 @@ class ListDataset(Dataset):
 
 def install(site: Path) -> Path:
     write_distribution(site, "tfgb-integrity", "tfgb_integrity", {"__init__.py": MODEL},
-                       {"tfgbench.models": {"forgetful": "tfgb_integrity:Forgetful"},
+                       {"tfgbench.models": {"forgetful": "tfgb_integrity:Forgetful", "sleepy": "tfgb_integrity:Sleepy",
+                                            "sleepy-batch": "tfgb_integrity:SleepyBatch",
+                                            "bad-output": "tfgb_integrity:BadOutput"},
                         "tfgbench.datasets": {"id-list": "tfgb_integrity:ListDataset"}})
     return site
 

@@ -51,7 +51,7 @@ def test_protocol_versions_never_share_a_cell(tmp_path):
     md = render(table, "md")
     assert "(psnr/x v1)" in md and "(psnr/x v2)" in md
     assert "21.00" in md and "31.00" in md and "26.00" not in md  # no cell averages the two versions
-    assert ",1,psnr/x,none,psnr,21.0," in render(table, "csv")
+    assert ",1,psnr/x,none,psnr,21.0," in render(table, "csv-summary")
 
 
 def test_rows_from_two_box_sources_or_deliveries_never_share_a_cell(tmp_path):

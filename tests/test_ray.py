@@ -123,3 +123,19 @@ def test_an_actor_that_dies_loses_only_its_samples(ray_cluster, tmp_path):
     again = run(retry, progress=False, log=lambda line: None)
     assert again.samples == 1 and again.skipped == 5 and list(again.failed) == ["c02"]
 
+
+
+def test_an_unreadable_checkpoint_found_by_an_actor_stops_the_run(ray_cluster, corpus, tmp_path):
+    """Wav2Lip reads its weights on first use, inside an actor's batch: the run stops with the flag named
+    (as with the local executor), instead of storing one error row per sample."""
+    from tfgbench.errors import ConfigError
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    spec = RunSpec(model="wav2lip", checkpoint=str(garbage), dataset="synthetic", data_root=str(corpus), limit=2,
+                   metrics=["psnr"], workdir=str(tmp_path / "work"), executor="ray", jobs=1, batch_size=2)
+    with pytest.raises(ConfigError, match=f"--checkpoint {garbage}: model 'wav2lip' cannot use it"):
+        run(spec, progress=False, log=lambda line: None)
+    con = sqlite3.connect(tmp_path / "work" / "results.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 0
+    con.close()

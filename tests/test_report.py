@@ -95,4 +95,9 @@ def test_report_in_chromium(browser, scored):  # noqa: F811 - the fixture import
         assert browser.execute_script("return arguments[0].duration", v) == pytest.approx(2.4, abs=0.5)
         browser.execute_script("arguments[0].play()", v)
         assert _wait(lambda v=v: browser.execute_script("return arguments[0].currentTime", v) > 0.2)
+        # the open-format source comes first, so a browser with VP9 plays the WebM; the mp4 is the fallback
+        assert browser.execute_script("return arguments[0].currentSrc", v).endswith(".webm")
+    media = out / "media"
+    stems = {ext: {p.relative_to(media).with_suffix("") for p in media.rglob(f"*{ext}")} for ext in (".webm", ".mp4")}
+    assert len(stems[".mp4"]) >= 2 and stems[".webm"] == stems[".mp4"]  # every clip in both formats
     assert os.path.getsize(next((out / "media").rglob("*-strip.png"))) > 1000

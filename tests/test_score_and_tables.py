@@ -17,9 +17,10 @@ def test_score_external_videos_matched_by_name(tmp_path, face_folder):
     shutil.copy(face_folder / "clip0.mp4", videos / "clip0.mp4")  # only one of the two
     work = tmp_path / "work"
     out = run_cli("score", "--videos", str(videos), "--dataset", "folder", "--data-root", str(face_folder),
-                  "--name", "my-model", "--metrics", "psnr", "--workdir", str(work), "--no-progress").stdout
+                  "--name", "my-model", "--metrics", "psnr", "--workdir", str(work), "--no-progress",
+                  "--allow-failures").stdout
     assert "matched 1 of 2" in out
-    csv_text = run_cli("table", "--workdir", str(work), "--format", "csv").stdout
+    csv_text = run_cli("table", "--workdir", str(work), "--format", "csv-summary").stdout
     line = next(row for row in csv_text.splitlines() if ",my-model," in row)
     assert line.endswith(",1,1,2")  # covered 1, failed 1 (no video), of 2: no value printed
     assert ",psnr,," in line
@@ -48,7 +49,7 @@ def test_table_pools_ratios_and_renders_every_format(tmp_path):
     latex = render(table, "latex")
     assert r"$\downarrow$" in latex and r"a\_model" in latex and r"WER \%" in latex
     assert "<table>" in render(table, "html")
-    assert "wer/x,none,wer,0.5," in render(table, "csv")
+    assert "wer/x,none,wer,0.5," in render(table, "csv-summary")
 
 
 def test_partial_coverage_is_flagged_not_averaged(tmp_path):
@@ -56,4 +57,4 @@ def test_partial_coverage_is_flagged_not_averaged(tmp_path):
     store.record_dataset(DatasetKey("d", "v1", "test"), 3)  # the split has a third sample nobody scored
     (table,) = build_tables(store.rows(), store.measures(), store.dataset_sizes())
     md = render(table, "md")
-    assert "⚠ 2/3" in md and "50.0" not in md
+    assert "50.0 ⚠ 2/3" in md  # the mean over the covered samples, flagged with its coverage

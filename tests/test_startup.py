@@ -1,4 +1,4 @@
-"""`import tfgbench` and `tfgbench --help` must not import torch, nor Ray (fast start)."""
+"""`import tfgbench` and `tfgbench --help` must not import torch, Ray or pandas (fast start)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ try:
     cli.main({argv!r})
 except SystemExit:
     pass
-bad = sorted(m for m in sys.modules if m in ('torch', 'ray') or m.startswith(('torch.', 'ray.')))
-print('TORCH' if bad else 'CLEAN')
+heavy = {{m.split('.')[0] for m in sys.modules}} & {{'torch', 'pandas', 'ray'}}
+print(','.join(sorted(heavy)).upper() or 'CLEAN')
 """
 
 
@@ -23,10 +23,11 @@ def probe(argv: list[str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_import_and_help_do_not_import_torch():
+def test_import_and_help_do_not_import_torch_ray_or_pandas():
     assert probe(["--help"]) == "CLEAN"
     assert probe(["run", "--help"]) == "CLEAN"
     assert probe(["run", "--executor", "ray", "--help"]) == "CLEAN"
+    assert probe(["table", "--help"]) == "CLEAN"
     assert probe(["list", "models"]) == "CLEAN"
     assert probe(["list", "protocols"]) == "CLEAN"
 
@@ -36,6 +37,9 @@ def test_probe_detects_torch():
     out = subprocess.run([sys.executable, "-c", PROBE.replace("import tfgbench\n", "import tfgbench, torch\n")
                           .format(argv=["--help"])], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "TORCH"
+    out = subprocess.run([sys.executable, "-c", PROBE.replace("import tfgbench\n", "import tfgbench, pandas\n")
+                          .format(argv=["--help"])], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "PANDAS"
 
 
 def test_synctalklip_help_does_not_import_torch():

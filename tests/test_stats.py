@@ -139,7 +139,8 @@ def test_table_ci_option_adds_intervals(tmp_path):
     value, lo, hi = (float(x.strip("[],")) for x in cells[0].split())
     assert lo < value < hi and hi - lo < 0.05
     assert "percentile bootstrap interval over clips" in md
-    csv_text = run_cli("table", "--workdir", str(tmp_path), "--ci", "--resamples", "300", "--format", "csv").stdout
+    csv_text = run_cli("table", "--workdir", str(tmp_path), "--ci", "--resamples", "300", "--format",
+                       "csv-summary").stdout
     header, *lines = csv_text.splitlines()
     assert header.endswith("ci_low,ci_high")
     row = next(x.split(",") for x in lines if ",wav2lip," in x and ",lse_c," in x)

@@ -19,6 +19,7 @@ _LAZY = {
     "Measure": "tfgbench.metrics.base",
     "ProtocolSpec": "tfgbench.metrics.base",
     "TfgbenchError": "tfgbench.errors",
+    "results": "tfgbench.frame",
 }
 
 __all__ = ["__version__", *_LAZY]

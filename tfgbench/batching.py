@@ -6,8 +6,10 @@ gets the batch's generated clips through :meth:`~tfgbench.metrics.base.Metric.sc
 different lengths share a batch: each plugin pads them itself (Wav2Lip concatenates the clips' 5-frame
 windows, TalkLip/SyncTalklip pad the audio with a mask, SyncNet and the readers take windows or padded
 clips), so a sample's output never depends on its neighbours beyond float rounding. Everything else is
-per sample, exactly as one at a time (:class:`tfgbench.runner.SampleWorker`): the video cache, the
-output checks, the delivery encode, the NaN check, one error row per failing sample.
+per sample, exactly as one at a time (the steps of :class:`tfgbench.sample_worker.SampleWorker`): the
+video cache, the output checks (shape, frame count, NaN), the delivery encode, a protocol whose input
+the sample lacks (``Sample.missing``), a degenerate score, a checkpoint that cannot be read (the run
+stops), one error row per failing sample.
 
 Isolation: when ``generate_batch`` (or ``score_batch``) raises for the whole batch, each sample is
 generated (scored) alone, so one bad sample never fails its neighbours. Results are stored after each
@@ -28,9 +30,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from tfgbench.data.sample import Sample
-    from tfgbench.metrics.base import Metric, Score
+    from tfgbench.metrics.base import Metric
     from tfgbench.model import TalkingFaceModel
-    from tfgbench.runner import SampleWorker
+    from tfgbench.sample_worker import SampleWorker
     from tfgbench.store import ProtocolResult
 
 #: one sample of a batch: its id, the loaded sample (or the error loading raised), the protocols to score
@@ -58,8 +60,9 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def process_batch(worker: SampleWorker, items: Sequence[Item]) -> list[tuple[str, list[ProtocolResult]]]:
     """Generate and score a batch; returns ``(sample_id, rows)`` per item, in order. With one item
-    (or a model and metrics without batch support) it is :meth:`SampleWorker.process` per sample."""
-    from tfgbench.runner import _error_text, _failure, sample_boxes
+    (or a model and metrics without batch support) it is :meth:`SampleWorker.process` per sample.
+    Raises :class:`~tfgbench.errors.ConfigError` (the run stops) as :meth:`SampleWorker.process` does."""
+    from tfgbench.sample_worker import error_text, failure, sample_boxes
 
     batched_metrics = [m for m in worker.metrics if getattr(m, "batch_size", 1) > 1]
     if len(items) <= 1 or (getattr(worker.model, "batch_size", 1) <= 1 and not batched_metrics):
@@ -69,14 +72,13 @@ def process_batch(worker: SampleWorker, items: Sequence[Item]) -> list[tuple[str
     frames: dict[int, np.ndarray] = {}       # delivered frames of the items that reached scoring
     to_generate: list[int] = []
     for k, (sample_id, sample, todo) in enumerate(items):
-        wanted = [m for m in worker.metrics if m.spec.name in todo]
         if isinstance(sample, BaseException):
-            results[k] = [_failure(m, _error_text(sample)) for m in wanted]
+            results[k] = [failure(m, error_text(sample)) for m in worker.wanted(todo)]
             continue
         try:
             cached = worker.cached(sample_id)
         except Exception as e:
-            results[k] = [_failure(m, f"generation failed: {_error_text(e)}", sample_boxes(sample)) for m in wanted]
+            results[k] = worker.generation_failed(sample, e, worker.wanted(todo))
             continue
         if cached is None:
             to_generate.append(k)
@@ -84,15 +86,14 @@ def process_batch(worker: SampleWorker, items: Sequence[Item]) -> list[tuple[str
             frames[k] = cached
 
     for k, out in zip(to_generate, _generate(worker, [items[k] for k in to_generate])):
-        sample_id, sample, todo = items[k]
+        sample = items[k][1]
         assert not isinstance(sample, BaseException)
         try:
             if isinstance(out, BaseException):
                 raise out
-            frames[k] = worker.checked(out, sample, sample_id)
+            frames[k] = worker.checked(out, sample)
         except Exception as e:  # any model failure is stored with its reason; the run goes on
-            results[k] = [_failure(m, f"generation failed: {_error_text(e)}", sample_boxes(sample))
-                          for m in worker.metrics if m.spec.name in todo]
+            results[k] = worker.generation_failed(sample, e, worker.wanted(items[k][2]))
 
     for k in sorted(frames):
         sample = items[k][1]
@@ -100,18 +101,27 @@ def process_batch(worker: SampleWorker, items: Sequence[Item]) -> list[tuple[str
         delivered = worker.delivered(frames[k], sample)
         if isinstance(delivered, str):
             del frames[k]
-            results[k] = [_failure(m, delivered, sample_boxes(sample))
-                          for m in worker.metrics if m.spec.name in items[k][2]]
+            results[k] = [failure(m, delivered, sample_boxes(sample)) for m in worker.wanted(items[k][2])]
         else:
             frames[k] = delivered
 
-    scored: dict[tuple[int, str], ProtocolResult] = {}
+    rows: dict[tuple[int, str], ProtocolResult] = {}
     for metric in worker.metrics:
-        ks = [k for k in sorted(frames) if metric.spec.name in items[k][2]]
+        ks = []
+        for k in sorted(frames):
+            sample = items[k][1]
+            assert not isinstance(sample, BaseException)
+            if metric.spec.name not in items[k][2]:
+                continue
+            lacking = worker.lacking(metric, sample)  # an input the protocol needs is missing
+            if lacking is None:
+                ks.append(k)
+            else:
+                rows[k, metric.spec.name] = lacking
         for k, row in zip(ks, _score(worker, metric, [items[k][1] for k in ks], [frames[k] for k in ks])):
-            scored[k, metric.spec.name] = row
+            rows[k, metric.spec.name] = row
     for k in frames:
-        results[k] = [scored[k, m.spec.name] for m in worker.metrics if m.spec.name in items[k][2]]
+        results[k] = [rows[k, m.spec.name] for m in worker.wanted(items[k][2])]
     return [(items[k][0], results[k]) for k in range(len(items))]
 
 
@@ -139,12 +149,11 @@ def _generate(worker: SampleWorker, items: Sequence[Item]) -> list[np.ndarray | 
 
 def _score(worker: SampleWorker, metric: Metric, samples: Sequence[Sample], frames: Sequence[np.ndarray]
            ) -> list[ProtocolResult]:
-    """One protocol's rows for the batch (``score_batch`` when the metric declares batch support)."""
-    from tfgbench.runner import sample_boxes
-
+    """One protocol's rows for the batch (``score_batch`` when the metric declares batch support);
+    :meth:`SampleWorker.result` turns a degenerate score into an error row, as one at a time."""
     if not samples:
         return []
-    outs: list[dict[str, Score] | BaseException] | None = None
+    outs: list[object] | None = None
     t0 = time.perf_counter()
     if len(samples) > 1 and getattr(metric, "batch_size", 1) > 1:
         try:
@@ -154,13 +163,13 @@ def _score(worker: SampleWorker, metric: Metric, samples: Sequence[Sample], fram
             outs = None
     if outs is not None:
         seconds = (time.perf_counter() - t0) / len(samples)
-        return [worker.result(metric, o, seconds, sample_boxes(s)) for s, o in zip(samples, outs)]
+        return [worker.result(metric, o, seconds, s) for s, o in zip(samples, outs)]
     rows = []
     for sample, f in zip(samples, frames):
         t0 = time.perf_counter()
         try:
-            one: dict[str, Score] | BaseException = metric.score(sample, f)
+            one: object = metric.score(sample, f)
         except Exception as e:  # noqa: BLE001 - this sample's error row
             one = e
-        rows.append(worker.result(metric, one, time.perf_counter() - t0, sample_boxes(sample)))
+        rows.append(worker.result(metric, one, time.perf_counter() - t0, sample))
     return rows

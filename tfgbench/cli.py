@@ -8,13 +8,26 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tfgbench import __version__
 from tfgbench.errors import TfgbenchError
 
 DEFAULT_WORKDIR = os.environ.get("TFGBENCH_WORKDIR", "tfgbench-runs")
+
+#: exit statuses of ``run`` and ``score`` (also printed by ``tfgbench run --help``)
+EXIT_OK, EXIT_CONFIG, EXIT_FAILED_SAMPLES = 0, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+EXIT_STATUS_HELP = """exit status:
+  0    every requested sample was scored (or --allow-failures was given)
+  2    configuration error (unknown name, bad value, missing file): nothing was generated
+  3    the run finished, but some samples are stored as error rows (see the summary; the
+       error column of the results); --allow-failures exits 0 instead
+  130  interrupted by Ctrl-C, 143 by SIGTERM: finished samples are stored, re-run to resume
+"""
 
 #: subcommands implemented in other modules: name -> (module, one-line help)
 EXTERNAL = {
@@ -94,6 +107,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, with_model: bool = True) -> N
         p.add_argument("--address", help="Ray cluster to join with --executor ray (default: $RAY_ADDRESS, else a "
                        "Ray started on this machine)")
     p.add_argument("--retry-errors", action="store_true", help="re-score samples stored as errors")
+    p.add_argument("--allow-failures", action="store_true",
+                   help=f"exit 0 even when samples are stored as error rows (default: exit {EXIT_FAILED_SAMPLES})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -106,13 +121,15 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="generate a dataset split with a model, score it, store and print results",
-                       description="Generate, cache, score and store; re-running resumes where it stopped.")
+                       description="Generate, cache, score and store; re-running resumes where it stopped.",
+                       epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(p)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("score", help="score videos generated elsewhere, matched to a dataset by file name",
                        description="Score a folder of generated mp4s (named <id>.mp4, <id with / as _>.mp4 or "
-                                   "<utterance>.mp4) against a dataset's samples.")
+                                   "<utterance>.mp4) against a dataset's samples.",
+                       epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", required=True, help="folder of generated .mp4 files")
     p.add_argument("--name", required=True, help="the model name shown in tables")
     _add_run_arguments(p, with_model=False)
@@ -121,7 +138,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="render stored results as leaderboard tables")
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--split", help="only this split")
-    p.add_argument("--format", default="md", choices=["md", "latex", "csv", "html"])
+    p.add_argument("--format", default="md", choices=["md", "latex", "html", "csv", "csv-summary"],
+                   help="md, latex, html: the tables; csv: every stored row as it is (tfgbench.results(), one "
+                   "line per model, dataset, split, sample, protocol and measure); csv-summary: one line per "
+                   "table cell (with --ci: its interval)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"(default: {DEFAULT_WORKDIR})")
     p.add_argument("--output", help="write to this file instead of stdout")
     from tfgbench.paper import add_table_arguments
@@ -170,7 +190,7 @@ def _spec(args: argparse.Namespace, model: str) -> object:
         address=getattr(args, "address", None))
 
 
-def _report(summaries: list, workdir: str) -> int:
+def _report(summaries: list, workdir: str, allow_failures: bool = False) -> int:
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 
@@ -178,6 +198,9 @@ def _report(summaries: list, workdir: str) -> int:
     for summary in summaries:
         print(f"{summary.model.model}: {summary.samples} samples scored, {summary.skipped} already stored, "
               f"{len(summary.failed)} failed ({summary.seconds:.1f} s)")
+        if summary.stored_failures > len(summary.failed):
+            print(f"  {summary.stored_failures} of its {summary.requested} samples are stored as error rows "
+                  "(--retry-errors scores them again)")
         for sample_id, error in list(summary.failed.items())[:5]:
             print(f"  failed {sample_id}: {error.splitlines()[0]}")
         if len(summary.failed) > 5:
@@ -189,22 +212,59 @@ def _report(summaries: list, workdir: str) -> int:
         if table.dataset == summaries[0].dataset:
             print()
             print(render(table, "md"))
-    return 0
+    failing = [s for s in summaries if s.stored_failures]
+    if failing and not allow_failures:
+        print(f"tfgbench: {sum(s.stored_failures for s in failing)} sample(s) are error rows "
+              f"({', '.join(s.model.model for s in failing)}): exit status {EXIT_FAILED_SAMPLES} "
+              "(--allow-failures exits 0)", file=sys.stderr)
+        return EXIT_FAILED_SAMPLES
+    return EXIT_OK
+
+
+def _interrupted(e: BaseException, done: list) -> int:
+    """What a Ctrl-C or SIGTERM left behind, and how to resume; the exit status."""
+    from tfgbench.runner import RunInterrupted
+
+    # a SIGTERM can reach here as a plain KeyboardInterrupt (Ray's blocking calls re-raise any exception
+    # a signal handler raised as one), so the handler's own record decides
+    name = "SIGTERM" if _SIGNALS else getattr(e, "signal_name", None) or "SIGINT"
+    lines = [f"\ninterrupted ({name}): every finished sample is stored; nothing in flight was kept."]
+    for s in done:
+        lines.append(f"  {s.model.model}: complete ({s.samples} scored, {s.skipped} already stored)")
+    if isinstance(e, RunInterrupted):
+        s = e.summary
+        lines.append(f"  {s.model.model}: {s.samples} samples scored and stored by this run, {s.skipped} stored "
+                     f"before, {s.remaining} of {s.requested} still to do")
+        lines.append(f"  results: {s.dataset.dataset}/{s.dataset.split} in the store of this --workdir")
+    lines.append("Run the same command again to resume: stored samples are skipped.")
+    print("\n".join(lines), file=sys.stderr)
+    return EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tfgbench.preflight import check_spec
     from tfgbench.runner import run
 
     models = [m.strip() for m in args.model.split(",") if m.strip()]
-    summaries = [run(_spec(args, model), progress=not args.no_progress) for model in models]
-    return _report(summaries, args.workdir)
+    check_spec(_spec(args, args.model))  # every model, flag and file, before the first sample
+    summaries: list = []
+    try:
+        for model in models:
+            summaries.append(run(_spec(args, model), progress=not args.no_progress))
+    except KeyboardInterrupt as e:
+        return _interrupted(e, summaries)
+    return _report(summaries, args.workdir, args.allow_failures)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from tfgbench.preflight import ConfigError, check_spec
     from tfgbench.runner import build_dataset, checked_ids, run
     from tfgbench.videos import ExternalVideos, match_videos
 
     spec = _spec(args, args.name)
+    check_spec(spec, with_model=False)
+    if not Path(args.videos).is_dir():
+        raise ConfigError(f"--videos {args.videos}: no such folder")
     dataset = build_dataset(spec)
     all_ids = checked_ids(dataset)
     ids = all_ids[: spec.limit] if spec.limit else all_ids
@@ -219,29 +279,57 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise TfgbenchError(f"no video in {args.videos} matches a sample id of {dataset.name}/{dataset.split} "
                             f"(e.g. {ids[0]}.mp4)")
     model = ExternalVideos(videos, args.name, Path(args.videos))
-    return _report([run(spec, model=model, progress=not args.no_progress)], args.workdir)
+    try:
+        summary = run(spec, model=model, progress=not args.no_progress)
+    except KeyboardInterrupt as e:
+        return _interrupted(e, [])
+    return _report([summary], args.workdir, args.allow_failures)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    path = Path(args.workdir) / "results.sqlite"
+    if args.format == "csv-summary" and args.paper:
+        raise TfgbenchError("--format csv-summary is the leaderboard's one line per cell; --paper tables "
+                            "have --format csv")
+    if args.format == "csv" and not args.paper:
+        return _csv_dump(args, path)
     if args.paper or args.ci:
         from tfgbench.paper import cmd_table as paper_table
 
         return paper_table(args)
+    from tfgbench.frame import results
     from tfgbench.store import Store
     from tfgbench.tables import build_tables, render
 
-    path = Path(args.workdir) / "results.sqlite"
     if not path.is_file():
         raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
+    frame = results(path, dataset=args.dataset, split=args.split)
     with Store(path) as store:
-        tables = build_tables(store.rows(args.dataset), store.measures(), store.dataset_sizes())
-    tables = [t for t in tables if args.split is None or t.dataset.split == args.split]
+        tables = build_tables(frame, store.measures(), store.dataset_sizes())
     if not tables:
         raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
-    text = "\n".join(render(t, args.format) for t in tables)
-    if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+    return _write("\n".join(render(t, args.format) for t in tables), args.output)
+
+
+def _csv_dump(args: argparse.Namespace, path: Path) -> int:
+    """``tfgbench table --format csv``: the results frame as it is, one line per stored row."""
+    from tfgbench.frame import results, to_csv
+
+    if args.ci:
+        raise TfgbenchError("--ci puts intervals on table cells, and --format csv is the per-sample dump of "
+                            "the results: use --format csv-summary --ci")
+    if not path.is_file():
+        raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
+    frame = results(path, dataset=args.dataset, split=args.split)
+    if frame.empty:
+        raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
+    return _write(to_csv(frame), args.output)
+
+
+def _write(text: str, output: str | None) -> int:
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}")
     else:
         print(text, end="")
     return 0
@@ -274,17 +362,38 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    main_thread = threading.current_thread() is threading.main_thread()
+    _SIGNALS.clear()
+    previous = signal.signal(signal.SIGTERM, _raise_sigterm) if main_thread else None  # Slurm pre-emption
     try:
         return int(args.handler(args) or 0)
     except TfgbenchError as e:
         print(f"tfgbench: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished samples are stored; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e, [])
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so cleanup runs as for Ctrl-C."""
+
+    signal_name = "SIGTERM"
+
+
+#: the SIGTERMs :func:`_raise_sigterm` received during this :func:`main`
+_SIGNALS: list[str] = []
+
+
+def _raise_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; cleanup must not be interrupted again
+    _SIGNALS.append("SIGTERM")
+    raise Terminated()
 
 
 if __name__ == "__main__":

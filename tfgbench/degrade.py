@@ -325,6 +325,7 @@ class Degrade(TalkingFaceModel):
 
     name = "degrade"
     cache_outputs = False  # cheaper to recompute than to decode from the cache
+    takes_checkpoint = False
 
     def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None, kind: str = "none",
                  amount: Any = None, region: str = "mouth", seed: int = 0) -> None:

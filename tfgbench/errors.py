@@ -22,3 +22,8 @@ class MissingResourceError(TfgbenchError):
 
 class RegistryError(TfgbenchError):
     """An unknown, duplicate or broken plugin."""
+
+
+class ConfigError(TfgbenchError):
+    """A bad command-line value or a file the run cannot use (a model's unreadable checkpoint): the
+    message names the flag and the value. It stops the run instead of becoming error rows."""

@@ -18,6 +18,13 @@ Failures: an actor that dies (segfault, OOM kill, a lost node) loses only the ba
 samples become error rows naming the death (``--retry-errors`` re-runs them), a fresh actor takes over
 and the run finishes. An actor that cannot start (a missing checkpoint, evaluator weights) stops the
 run with its message; after :data:`MAX_START_FAILURES` deaths in a row while starting the run stops too.
+A :class:`~tfgbench.errors.ConfigError` raised while processing (a checkpoint the model cannot read)
+stops the run too, as with the local executor.
+
+Interrupts: Ctrl-C or SIGTERM (the CLI keeps its SIGTERM handler across ``ray.init``) stores the
+batches actors have already returned, kills every actor at once without waiting for the batches in
+flight, shuts down the Ray this run started, and the run ends as :class:`tfgbench.runner.RunInterrupted`
+(exit status 130 / 143); re-running resumes.
 
 Ray is the optional extra ``tfgbench[ray]``; this module imports it only when a run asks for it.
 """
@@ -26,12 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tfgbench.errors import TfgbenchError
+from tfgbench.errors import ConfigError, TfgbenchError
 
 if TYPE_CHECKING:
     from tfgbench.runner import RunSpec
@@ -117,11 +126,18 @@ class RayExecutor:
         kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
         if address is None:
             kwargs["include_dashboard"] = False
+        # ray.init replaces the SIGTERM handler with sys.exit; keep the CLI's, which stops the run as an
+        # interrupt (stored samples kept, exit status 143; tfgbench.cli)
+        main_thread = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
         try:
             ray.init(address=address, **kwargs)
         except ConnectionError as e:
-            raise TfgbenchError(f"cannot reach the Ray cluster at {address}: {e} (start one with `ray start --head` "
-                                "or pass --address HOST:6379)") from e
+            raise ConfigError(f"--address {address}: cannot reach the Ray cluster there: {e} (start one with "
+                              "`ray start --head`, or pass --address HOST:6379)") from e
+        finally:
+            if main_thread and sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
         self.started_ray = True
 
     def _sizes(self, samples: int) -> tuple[int, int, int]:
@@ -188,6 +204,9 @@ class RayExecutor:
                         self._start()
                     continue
                 except RayTaskError as e:  # a bug outside the per-sample handling; the actor lives on
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, ConfigError) or isinstance(e, ConfigError):  # e.g. an unreadable
+                        raise ConfigError(str(cause or e)) from None                  # checkpoint: stop the run
                     for sample_id, protocols in slot.batch or []:
                         crashed(sample_id, protocols, f"the Ray actor failed: {_first_line(e)}")
                 else:
@@ -203,8 +222,27 @@ class RayExecutor:
                     self.refs[slot.actor.process.remote(slot.batch)] = slot
                 else:
                     self._retire(slot)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI raises it
+            self._drain(record)
+            raise
         finally:
             self.close()
+
+    def _drain(self, record: Record) -> None:
+        """On an interrupt: store the batches that actors finished but the driver has not read yet;
+        nothing waits for a batch still in flight (:meth:`close` kills the actors)."""
+        refs = [ref for ref, slot in self.refs.items() if slot.ready and slot.batch]
+        try:
+            done, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        except Exception:  # noqa: BLE001 - Ray itself is going away: nothing more to keep
+            return
+        for ref in done:
+            try:
+                value = self.ray.get(ref, timeout=0)
+            except Exception:  # noqa: BLE001, S112 - a failed batch: re-running scores it
+                continue
+            for sample_id, rows in value:
+                record(sample_id, rows)
 
     def _retire(self, slot: _Slot) -> None:
         try:

@@ -48,6 +48,8 @@ class TalkingFaceModel(ABC):
     batch_size: ClassVar[int] = 1
     #: keep generated videos in the run's cache (off for models cheaper to rerun than to decode)
     cache_outputs: ClassVar[bool] = True
+    #: whether the model reads weights; ``False``: ``--checkpoint`` is refused instead of ignored
+    takes_checkpoint: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None, **settings: Any) -> None:
         self.device = device

@@ -165,12 +165,13 @@ def cmd_table(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise TfgbenchError(f"no results at {path}: run `tfgbench run ...` first (or pass --workdir)")
     if not args.paper:
+        from tfgbench.frame import to_frame
         from tfgbench.stats import attach_cis
         from tfgbench.tables import build_tables, render
 
         with Store(path) as store:
             rows, measures = store.rows(args.dataset), store.measures()
-            tables = build_tables(rows, measures, store.dataset_sizes())
+            tables = build_tables(to_frame(rows), measures, store.dataset_sizes())
         tables = [t for t in tables if args.split is None or t.dataset.split == args.split]
         if not tables:
             raise TfgbenchError(f"no stored results{' for ' + args.dataset if args.dataset else ''} in {path}")
@@ -178,7 +179,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         from tfgbench.stats import ci_note
 
         note = ci_note(resamples=args.resamples)
-        wrap = {"md": "{}\n", "html": "<p>{}</p>\n", "latex": "% {}\n", "csv": ""}[args.format]
+        wrap = {"md": "{}\n", "html": "<p>{}</p>\n", "latex": "% {}\n", "csv-summary": ""}[args.format]
         return _emit("\n".join(render(t, args.format) + wrap.format(note) for t in tables), args.output)
     if not args.dataset:
         raise TfgbenchError("--paper needs --dataset (e.g. --dataset synthetic)")

@@ -9,6 +9,10 @@ from pathlib import Path
 from tfgbench.errors import MissingResourceError
 
 
+class BadPathError(MissingResourceError):
+    """A path the user gave (a flag or an environment variable) that is not a readable file."""
+
+
 def home() -> Path:
     """``$TFGBENCH_HOME``, default ``~/.cache/tfgbench``: generated corpora, user weights."""
     return Path(os.environ.get("TFGBENCH_HOME", Path.home() / ".cache" / "tfgbench")).expanduser()
@@ -27,6 +31,8 @@ def find_file(
 
     Raises :class:`MissingResourceError` naming what is missing, every place it was looked for,
     the flag and environment variable that point to it, and where the official file comes from.
+    A path the user gave (``given``, or ``$env`` when set) that is not a readable file raises
+    :class:`BadPathError` at once: it never falls through to another file silently.
     """
     looked: list[str] = []
     candidates: list[tuple[str, Path]] = []
@@ -37,7 +43,13 @@ def find_file(
     candidates.append(("default location", home() / "weights" / filename))
     for source, path in candidates:
         if path.is_file():
+            if source != "default location" and not os.access(path, os.R_OK):
+                raise BadPathError(f"{what}: {source} {path} cannot be read (permission denied)")
             return path
+        if source != "default location":
+            raise BadPathError(f"{what} ({filename}): {source} points to {path}, which is not a file.\n"
+                               f"Point it at the file (the others looked at, when it is not given: ${env}, then "
+                               f"{home() / 'weights' / filename}).\nThe official file comes from: {origin}")
         looked.append(f"  {source}: {path} (not found)")
     how = f"pass {flag} FILE, or " if flag else ""
     raise MissingResourceError(

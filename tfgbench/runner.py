@@ -8,7 +8,10 @@ rows in one transaction. A failure (corrupt file, model error, NaN or wrong-shap
 metric that cannot score the sample) becomes an error row with its reason and the run goes on.
 Killing the process loses at most the samples in flight. ``jobs > 1`` runs samples in worker
 processes (each with its own model and metrics, :mod:`tfgbench.workers`); a worker that dies turns
-its sample into error rows and is replaced. The store stays a single writer.
+its sample into error rows and is replaced. Samples go to the model and to metrics that declare
+batch support in batches (``--batch-size``, :mod:`tfgbench.batching`; each sample ends exactly as
+it would alone), and ``--executor ray`` shards them to Ray actors (:mod:`tfgbench.executors`). The
+store stays a single writer, and Ctrl-C / SIGTERM keep every stored sample (:class:`RunInterrupted`).
 
 Keys are computed by the harness, never taken on trust from a plugin: the model key
 (:mod:`tfgbench.keys`: checkpoint and ``--model-arg`` files hashed here, delivery), the dataset
@@ -18,7 +21,6 @@ key (version, face-box source), each protocol's version and evaluator hash. Samp
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import threading
@@ -28,18 +30,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tfgbench import registry
 from tfgbench.batching import chunks, default_batch_size, process_batch
 from tfgbench.data.base import Dataset, check_sample_id
-from tfgbench.data.sample import Sample, check_frames
-from tfgbench.delivery import check_delivery, deliver
-from tfgbench.errors import MissingResourceError, SampleError, TfgbenchError
-from tfgbench.metrics.base import Metric, Score
+from tfgbench.data.sample import Sample
+from tfgbench.delivery import check_delivery
+from tfgbench.errors import MissingResourceError, TfgbenchError
+from tfgbench.metrics.base import Metric
 from tfgbench.model import TalkingFaceModel
+from tfgbench.preflight import ConfigError, check_spec, name_run_flags
+from tfgbench.sample_worker import SampleWorker, failure
 from tfgbench.store import DatasetKey, ModelKey, ProtocolResult, Store
 from tfgbench.videos import VideoCache
+
+__all__ = ["RunSpec", "RunSummary", "RunInterrupted", "SampleWorker", "run", "build_dataset", "build_model",
+           "build_metrics", "checked_ids", "dataset_key", "resolve_protocols", "synthetic_weights_warning"]
 
 DEFAULT_METRICS = ("psnr", "ssim", "lse", "wer")
 
@@ -77,6 +82,25 @@ class RunSummary:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # sample id -> first error
     seconds: float = 0.0
+    #: samples the run covered (after --limit), and those of them that have error rows in the store
+    #: for a requested protocol after the run (this run's failures and earlier ones it skipped)
+    requested: int = 0
+    stored_failures: int = 0
+    #: set when the run was interrupted (the signal's name): what is stored is kept
+    interrupted: str | None = None
+
+    @property
+    def remaining(self) -> int:
+        """Samples still to score when the run was interrupted."""
+        return max(0, self.requested - self.skipped - self.samples)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; ``summary`` says what was stored before it stopped."""
+
+    def __init__(self, summary: RunSummary, signal_name: str = "SIGINT") -> None:
+        super().__init__(signal_name)
+        self.summary, self.signal_name = summary, signal_name
 
 
 def resolve_protocols(tokens: list[str] | None, dataset_cls: type[Dataset]) -> list[tuple[str, str | None]]:
@@ -99,6 +123,8 @@ def resolve_protocols(tokens: list[str] | None, dataset_cls: type[Dataset]) -> l
 def build_metrics(spec: RunSpec, dataset_cls: type[Dataset], log: Callable[[str], None] = print) -> list[Metric]:
     """Construct the requested metrics. Explicitly requested metrics must work; metrics taken by
     default are skipped with a message when their weights are missing."""
+    from tfgbench.paths import BadPathError
+
     metrics = []
     for family, protocol in resolve_protocols(spec.metrics, dataset_cls):
         cls = registry.load("metrics", family)
@@ -106,8 +132,8 @@ def build_metrics(spec: RunSpec, dataset_cls: type[Dataset], log: Callable[[str]
             weights = spec.weights.get(protocol or "") or spec.weights.get(family)  # a protocol's own file first
             metrics.append(cls(protocol=protocol, device=spec.device, weights=weights))
         except MissingResourceError as e:
-            if spec.metrics is not None:
-                raise
+            if spec.metrics is not None or isinstance(e, BadPathError):
+                raise name_run_flags(e, family, protocol) from None
             log(f"skipping metric {family!r}: {str(e).splitlines()[0]} (see `tfgbench run --help`)")
     if not metrics:
         raise TfgbenchError("no metric can run: name some with --metrics (e.g. --metrics psnr,ssim)")
@@ -115,8 +141,19 @@ def build_metrics(spec: RunSpec, dataset_cls: type[Dataset], log: Callable[[str]
 
 
 def build_model(spec: RunSpec) -> TalkingFaceModel:
+    from tfgbench.preflight import check_model
+
+    check_model(spec.model, spec.checkpoint, spec.model_args)
     cls = registry.load("models", spec.model)
-    return cls(device=spec.device, checkpoint=spec.checkpoint, **spec.model_args)
+    try:
+        return cls(device=spec.device, checkpoint=spec.checkpoint, **spec.model_args)
+    except TfgbenchError:
+        raise
+    except (TypeError, ValueError) as e:  # a bad --model-arg value, as the plugin sees it
+        args = " ".join(f"--model-arg {k}={v}" for k, v in spec.model_args.items())
+        raise ConfigError(f"model {spec.model!r} refused its settings ({args or 'no --model-arg'}"
+                          f"{', --checkpoint ' + spec.checkpoint if spec.checkpoint else ''}): "
+                          f"{type(e).__name__}: {e}") from None
 
 
 def synthetic_weights_warning(model: TalkingFaceModel, dataset_name: str) -> str | None:
@@ -131,7 +168,11 @@ def synthetic_weights_warning(model: TalkingFaceModel, dataset_name: str) -> str
 
 
 def build_dataset(spec: RunSpec) -> Dataset:
-    return registry.load("datasets", spec.dataset)(root=spec.data_root, split=spec.split)
+    cls = registry.load("datasets", spec.dataset)
+    if spec.split not in getattr(cls, "splits", (spec.split,)):
+        raise ConfigError(f"--split {spec.split}: dataset {spec.dataset!r} has no such split; it has: "
+                          f"{', '.join(cls.splits)}")
+    return cls(root=spec.data_root, split=spec.split)
 
 
 def checked_ids(dataset: Dataset) -> list[str]:
@@ -143,91 +184,6 @@ def checked_ids(dataset: Dataset) -> list[str]:
 
 def dataset_key(dataset: Dataset) -> DatasetKey:
     return DatasetKey(dataset.name, dataset.version, dataset.split, dataset.boxes_key())
-
-
-def _failure(metric: Metric, error: str, sample_boxes: str | None = None) -> ProtocolResult:
-    return ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, error,
-                          protocol_version=metric.spec.version, sample_boxes=sample_boxes)
-
-
-def _error_text(e: BaseException) -> str:
-    return str(e) if isinstance(e, TfgbenchError) else f"{type(e).__name__}: {e}"
-
-
-class SampleWorker:
-    """Generates and scores samples; one per process."""
-
-    def __init__(self, model: TalkingFaceModel, metrics: list[Metric], cache: VideoCache | None,
-                 strict_shape: bool = True, delivery: str = "lossless") -> None:
-        self.model, self.metrics, self.cache, self.strict_shape = model, metrics, cache, strict_shape
-        self.delivery = delivery
-
-    def process(self, sample: Sample | BaseException, sample_id: str, todo: list[str]) -> list[ProtocolResult]:
-        wanted = [m for m in self.metrics if m.spec.name in todo]
-        if isinstance(sample, BaseException):
-            return [_failure(m, _error_text(sample)) for m in wanted]
-        boxes = sample_boxes(sample)
-        try:
-            frames = self.cached(sample_id)
-            if frames is None:
-                frames = self.checked(self.model.generate(sample), sample, sample_id)
-        except Exception as e:  # any model failure is stored with its reason; the run goes on
-            return [_failure(m, f"generation failed: {_error_text(e)}", boxes) for m in wanted]
-        delivered = self.delivered(frames, sample)
-        if isinstance(delivered, str):
-            return [_failure(m, delivered, boxes) for m in wanted]
-        results = []
-        for metric in wanted:
-            t0 = time.perf_counter()
-            try:
-                scores: dict[str, Score] | BaseException = metric.score(sample, delivered)
-            except Exception as e:
-                scores = e
-            results.append(self.result(metric, scores, time.perf_counter() - t0, boxes))
-        return results
-
-    # -- the steps of :meth:`process`, shared with the batched worker (:mod:`tfgbench.batching`) --
-    def cached(self, sample_id: str) -> np.ndarray | None:
-        return self.cache.get(sample_id) if self.cache is not None else None
-
-    def checked(self, frames: Any, sample: Sample, sample_id: str) -> np.ndarray:
-        """The model's output for ``sample``, checked (an array, finite, the sample's shape) and
-        written to the video cache; raises :class:`SampleError` otherwise."""
-        if not isinstance(frames, np.ndarray):
-            raise SampleError(f"model {self.model.name!r} returned {type(frames).__name__}, not an array")
-        if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
-            raise SampleError(f"model {self.model.name!r} returned NaN or infinite values for {sample_id}")
-        check_frames(frames, f"model {self.model.name!r} output for {sample_id}",
-                     like=sample.frames if self.strict_shape else None)
-        if self.cache is not None:
-            self.cache.put(sample, frames)
-        return frames
-
-    def delivered(self, frames: np.ndarray, sample: Sample) -> np.ndarray | str:
-        """The frames as scored (:func:`tfgbench.delivery.deliver`), or the error text."""
-        try:
-            return deliver(frames, self.delivery, sample.where())
-        except Exception as e:
-            return f"{self.delivery} delivery failed: {_error_text(e)}"
-
-    @staticmethod
-    def result(metric: Metric, scores: dict[str, Score] | BaseException, seconds: float,
-               boxes: str | None) -> ProtocolResult:
-        """One protocol's row: its scores, or the error (a raised one, or a NaN measure)."""
-        if not isinstance(scores, BaseException):
-            bad = [k for k, s in scores.items() if s.value is None or math.isnan(s.value)]
-            if bad:
-                scores = SampleError(f"{metric.spec.name} returned NaN for {', '.join(bad)}")
-        if isinstance(scores, BaseException):
-            return ProtocolResult(metric.spec.name, metric.evaluator_sha256, {}, _error_text(scores),
-                                  seconds=seconds, protocol_version=metric.spec.version, sample_boxes=boxes)
-        return ProtocolResult(metric.spec.name, metric.evaluator_sha256, scores, seconds=seconds,
-                              protocol_version=metric.spec.version, sample_boxes=boxes)
-
-
-def sample_boxes(sample: Sample) -> str | None:
-    """The face-box source a sample's rows record (column ``sample_boxes``)."""
-    return sample.meta.get("boxes_key") or ("dataset" if sample.boxes is not None else None)
 
 
 def _prefetch(dataset: Dataset, ids: list[str], depth: int = 2) -> Iterator[tuple[str, Sample | BaseException]]:
@@ -310,8 +266,9 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    dataset = build_dataset(spec)
     external = model is not None
+    check_spec(spec, with_model=not external)  # a bad flag stops the run before anything is loaded
+    dataset = build_dataset(spec)
     model = model or build_model(spec)
     warning = synthetic_weights_warning(model, dataset.name)
     if warning:
@@ -344,6 +301,9 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
         summary.skipped = len(ids) - len(todo)
         if not todo:
             log(f"all {len(ids)} samples already scored for {mkey.model}; nothing to do")
+            summary.requested = len(ids)
+            summary.stored_failures = store.failed_samples(
+                mkey, dkey, [(m.spec.name, m.spec.version, m.evaluator_sha256) for m in metrics], ids)
             summary.seconds = time.perf_counter() - t_start
             return summary
         run_id = store.start_run(spec.command, mkey, model.settings, asdict(model.info), dkey, spec.device,
@@ -364,10 +324,11 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
         by_name = {m.spec.name: m for m in metrics}
 
         def crashed(sample_id: str, protocols: list[str], reason: str) -> None:
-            record(sample_id, [_failure(by_name[p], reason) for p in protocols])
+            record(sample_id, [failure(by_name[p], reason) for p in protocols])
 
         cache_dir = None if cache is None else str(cache.root)
         batch = max(1, spec.batch_size or default_batch_size(model, metrics))
+        summary.requested = len(ids)
         try:
             if spec.executor != "local" and not external:
                 from tfgbench.executors import run_executor
@@ -385,7 +346,14 @@ def run(spec: RunSpec, model: TalkingFaceModel | None = None, progress: bool = T
 
                 threads = max(1, (os.cpu_count() or 1) // spec.jobs)
                 WorkerPool(spec.jobs, _build_process, (spec, cache_dir, threads)).run(todo, record, crashed)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as the CLI raises it: stored rows stay
+            bar.close()
+            summary.interrupted = getattr(e, "signal_name", None) or "SIGINT"
+            summary.seconds = time.perf_counter() - t_start
+            raise RunInterrupted(summary, summary.interrupted) from None
         finally:
             bar.close()
+        summary.stored_failures = store.failed_samples(mkey, dkey, [(m.spec.name, m.spec.version,
+                                                                     m.evaluator_sha256) for m in metrics], ids)
     summary.seconds = time.perf_counter() - t_start
     return summary

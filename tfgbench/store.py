@@ -281,6 +281,19 @@ class Store:
         args = (*_model_args(model), *_data_args(dataset), protocol, protocol_version, evaluator_sha256)
         return {r[0] for r in self.db.execute(sql, args)}
 
+    def failed_samples(self, model: ModelKey, dataset: DatasetKey, protocols: Sequence[tuple[str, int, str]],
+                       sample_ids: Sequence[str]) -> int:
+        """How many of ``sample_ids`` have an error row for one of ``protocols`` (``(protocol,
+        version, evaluator sha256)``) under this model and dataset key."""
+        wanted = set(sample_ids)
+        failed: set[str] = set()
+        for protocol, version, evaluator in protocols:
+            sql = (f"SELECT DISTINCT sample_id FROM results WHERE {_MODEL_COLS} AND {_DATA_COLS} AND protocol=? "
+                   "AND protocol_version=? AND evaluator_sha256=? AND error IS NOT NULL")
+            args = (*_model_args(model), *_data_args(dataset), protocol, version, evaluator)
+            failed.update(r[0] for r in self.db.execute(sql, args) if r[0] in wanted)
+        return len(failed)
+
     def write_sample(self, model: ModelKey, dataset: DatasetKey, sample_id: str, run_id: int | None,
                      results: Sequence[ProtocolResult]) -> None:
         """Store one sample's results atomically. Each protocol's earlier rows for this sample

@@ -1,13 +1,16 @@
-"""Leaderboard tables: a pure function of the stored rows.
+"""Leaderboard tables: a pure function of the results frame (:func:`tfgbench.results`).
 
 One table per (dataset, dataset version, split, face-box source). A row per model (name,
 checkpoint, settings, delivery); a column per (protocol, protocol version, evaluator, measure) with
 an arrow for the better direction, so rows of two protocol versions, two evaluators, two
-deliveries or two box sources never meet in one cell. A cell is
-the dataset value of that measure (:func:`tfgbench.metrics.base.aggregate`) only when the model
-has a successful row for *every* sample of the split; otherwise the cell is flagged with its
-coverage (``41/50``, and failures as ``3 failed``) and shows no number: a partial average is never
-printed as if it were a result.
+deliveries or two box sources never meet in one cell. A cell is the dataset value of that measure
+(:func:`tfgbench.metrics.base.aggregate`); it stands unmarked only when the model has a successful
+row for *every* sample of the split. A partial cell (``--limit``, an interrupted run, failed
+samples) shows the value over the samples it covers, marked ``⚠ n/N`` (and ``k failed``), so a
+10-sample trial prints numbers that cannot pass for a full result. Where the partial cells of one
+column cover different samples, each is computed over the samples they all share (``n`` counts
+them) and the caption says so. :attr:`Cell.complete` tells full cells from partial ones; only
+complete cells get confidence intervals or can be marked best.
 """
 
 from __future__ import annotations
@@ -19,11 +22,20 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tfgbench.metrics.base import Measure, aggregate
+from tfgbench.metrics.base import Measure
 from tfgbench.store import ERROR_MEASURE, DatasetKey, Row
 
-FORMATS = ("md", "latex", "csv", "html")
+if TYPE_CHECKING:
+    import pandas
+
+#: what :func:`render` writes; ``tfgbench table --format csv`` is the results frame itself
+#: (:func:`tfgbench.frame.to_csv`), not a rendering of the tables
+FORMATS = ("md", "latex", "html", "csv-summary")
+_MODEL = ["model", "checkpoint_sha256", "settings_hash", "delivery"]
+_DATA = ["dataset", "dataset_version", "split", "boxes"]
+_CELL = [*_MODEL, "protocol", "protocol_version", "evaluator_sha256"]
 _ORDER_FIRST, _ORDER_LAST = ("ground-truth",), ("static-frame",)
 
 
@@ -55,6 +67,8 @@ class Cell:
     failed: int
     total: int
     ci: tuple[float, float] | None = None  # bootstrap interval (tfgbench.stats.attach_cis, `table --ci`)
+    #: samples the (partial) value averages: ``covered``, or fewer when compared on shared samples
+    used: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -68,6 +82,8 @@ class Table:
     columns: list[Column]
     models: list[ModelRow]
     cells: dict[tuple[ModelRow, Column], Cell] = field(default_factory=dict)
+    #: columns whose partial cells were compared on the samples they share (caption note)
+    shared: list[Column] = field(default_factory=list)
 
     def model_label(self, key: ModelRow) -> str:
         delivery = f" [{key[3]} delivery]" if key[3] == "official" else ""
@@ -83,42 +99,102 @@ def _model_order(key: ModelRow) -> tuple[int, str, str, str, str]:
     return (rank, *key)
 
 
-def build_tables(rows: Sequence[Row], measures: dict[tuple[str, str], Measure],
+def build_tables(results: pandas.DataFrame | Sequence[Row], measures: dict[tuple[str, str], Measure],
                  sizes: dict[DatasetKey, int]) -> list[Table]:
-    """Group rows into one :class:`Table` per dataset split; see the module docstring."""
-    by_dataset: dict[DatasetKey, list[Row]] = defaultdict(list)
-    for r in rows:
-        by_dataset[DatasetKey(r.dataset, r.dataset_version, r.split, r.boxes)].append(r)
+    """One :class:`Table` per dataset split (see the module docstring), computed from the results
+    frame of :func:`tfgbench.results` (a list of :class:`~tfgbench.store.Row` is turned into one).
+
+    A cell aggregates the model's successful rows of its protocol, version, evaluator and measure
+    (:func:`tfgbench.metrics.base.aggregate`): ``sum(num) / sum(den)`` for a pooled measure, the
+    mean of the values otherwise; error rows (measure ``*``) count the failed samples."""
+    import pandas as pd
+
+    from tfgbench.frame import to_frame
+
+    frame = results if isinstance(results, pd.DataFrame) else to_frame(results)
     tables = []
-    for dkey in sorted(by_dataset, key=lambda k: (k.dataset, k.split, k.dataset_version, k.boxes)):
-        drows = by_dataset[dkey]
-        models = sorted({r.model_key for r in drows}, key=_model_order)
-        variants: dict[str, set[tuple[int, str]]] = defaultdict(set)
-        for r in drows:
-            variants[r.protocol].add((r.protocol_version, r.evaluator_sha256))
-        columns = []
-        for protocol in sorted(variants):
-            versions = {v for v, _ in variants[protocol]}
-            for version, ev in sorted(variants[protocol]):
-                show_ev = len({e for v, e in variants[protocol] if v == version}) > 1
-                columns += [Column(protocol, ev, m, show_evaluator=show_ev, protocol_version=version,
-                                   show_version=len(versions) > 1)
-                            for (p, _), m in measures.items() if p == protocol]
-        ids_total = sizes.get(dkey.sized) or len({r.sample_id for r in drows})
-        table = Table(dkey, ids_total, columns, models)
-        grouped: dict[tuple, list[Row]] = defaultdict(list)
-        for r in drows:
-            grouped[(*r.model_key, r.protocol, r.protocol_version, r.evaluator_sha256)].append(r)
+    for dvalues, drows in frame.groupby(_DATA, sort=False):
+        tables.append(_table(DatasetKey(*dvalues), drows, measures, sizes))
+    return sorted(tables, key=lambda t: (t.dataset.dataset, t.dataset.split, t.dataset.dataset_version,
+                                         t.dataset.boxes))
+
+
+def _table(dkey: DatasetKey, drows: pandas.DataFrame, measures: dict[tuple[str, str], Measure],
+           sizes: dict[DatasetKey, int]) -> Table:
+    models = sorted(set(drows[_MODEL].itertuples(index=False, name=None)), key=_model_order)
+    variants: dict[str, set[tuple[int, str]]] = defaultdict(set)
+    for protocol, version, ev in drows[["protocol", "protocol_version", "evaluator_sha256"]].drop_duplicates() \
+            .itertuples(index=False, name=None):
+        variants[protocol].add((int(version), ev))
+    columns = []
+    for protocol in sorted(variants):
+        versions = {v for v, _ in variants[protocol]}
+        for version, ev in sorted(variants[protocol]):
+            show_ev = len({e for v, e in variants[protocol] if v == version}) > 1
+            columns += [Column(protocol, ev, m, show_evaluator=show_ev, protocol_version=version,
+                               show_version=len(versions) > 1)
+                        for (p, _), m in measures.items() if p == protocol]
+    ids_total = sizes.get(dkey.sized) or int(drows["sample_id"].nunique())
+    table = Table(dkey, ids_total, columns, models)
+    ok = drows[drows["error"].isna()]
+    sums = ok.groupby([*_CELL, "measure"], sort=False).agg(
+        n=("sample_id", "nunique"), num=("num", _total), den=("den", _total), mean=("value", _mean))
+    stats = {key: row for key, row in zip(sums.index, sums.itertuples(index=False))}
+    errors = drows[drows["measure"] == ERROR_MEASURE].groupby(_CELL, sort=False)["sample_id"].nunique()
+    failed = {key: int(n) for key, n in errors.items()}
+    for col in columns:
+        where = (col.protocol, col.protocol_version, col.evaluator_sha256)
+        covered = {m: int(stats[(*m, *where, col.measure.key)].n) if (*m, *where, col.measure.key) in stats else 0
+                   for m in models}
+        failures = {m: failed.get((*m, *where), 0) for m in models}
+        partial = [m for m in models if covered[m] and (covered[m] < ids_total or failures[m])]
+        samples = {m: _samples(ok, m, col) for m in partial} if len(partial) > 1 else {}
+        shared = frozenset.intersection(*samples.values()) if len(set(samples.values())) > 1 else None
+        if shared is not None:
+            table.shared.append(col)
         for mkey in models:
-            for col in columns:
-                group = grouped.get((*mkey, col.protocol, col.protocol_version, col.evaluator_sha256), [])
-                ok = [(r.value, r.num, r.den) for r in group if r.measure == col.measure.key and r.error is None]
-                failed = len({r.sample_id for r in group if r.measure == ERROR_MEASURE})
-                complete = len(ok) == ids_total and failed == 0
-                value = aggregate(col.measure, ok) if complete else None
-                table.cells[(mkey, col)] = Cell(value, len(ok), failed, ids_total)
-        tables.append(table)
-    return tables
+            value: float | None = None
+            used = covered[mkey]
+            if shared is not None and mkey in partial:
+                use = ok[_cell_mask(ok, mkey, col) & ok["sample_id"].isin(shared)]
+                used = len(use)
+                if used:
+                    value = _value(col.measure, _total(use["num"]), _total(use["den"]), _mean(use["value"]))
+            elif used:
+                row = stats[(*mkey, *where, col.measure.key)]
+                value = _value(col.measure, row.num, row.den, row.mean)
+            table.cells[(mkey, col)] = Cell(value, covered[mkey], failures[mkey], ids_total, used=used)
+    return table
+
+
+def _value(measure: Measure, num: float, den: float, mean: float) -> float:
+    """:func:`tfgbench.metrics.base.aggregate` from a group's sums and mean."""
+    if measure.pooled:
+        return float(num) / float(den) if den else math.nan
+    return float(mean)
+
+
+def _total(values: pandas.Series) -> float:
+    """The sum of a group's non-missing values in row order, added one by one like
+    :func:`~tfgbench.metrics.base.aggregate` (pandas' own sum compensates rounding, which moves the
+    last digits of a ``repr``)."""
+    return sum(values.dropna().tolist())
+
+
+def _mean(values: pandas.Series) -> float:
+    return sum(values.tolist()) / len(values) if len(values) else math.nan
+
+
+def _cell_mask(ok: pandas.DataFrame, mkey: ModelRow, col: Column) -> pandas.Series:
+    mask = ok["protocol"] == col.protocol
+    for name, value in (*zip(_MODEL, mkey), ("protocol_version", col.protocol_version),
+                        ("evaluator_sha256", col.evaluator_sha256), ("measure", col.measure.key)):
+        mask &= ok[name] == value
+    return mask
+
+
+def _samples(ok: pandas.DataFrame, mkey: ModelRow, col: Column) -> frozenset[str]:
+    return frozenset(ok.loc[_cell_mask(ok, mkey, col), "sample_id"])
 
 
 def format_cell(cell: Cell, measure: Measure) -> str:
@@ -133,8 +209,11 @@ def format_cell(cell: Cell, measure: Measure) -> str:
         return f"{value:.{measure.digits}f}"
     if cell.covered == 0 and cell.failed == 0:
         return ""
-    note = f"{cell.covered}/{cell.total}"
-    return f"⚠ {note}" + (f", {cell.failed} failed" if cell.failed else "")
+    used = cell.covered if cell.used is None else cell.used
+    note = f"⚠ {used}/{cell.total}" + (f", {cell.failed} failed" if cell.failed else "")
+    if cell.value is None or not math.isfinite(cell.value) or used == 0:
+        return note
+    return f"{cell.value * (100 if measure.percent else 1):.{measure.digits}f} {note}"
 
 
 def provenance(table: Table) -> str:
@@ -160,10 +239,11 @@ def _latex_escape(text: str) -> str:
 
 
 def render(table: Table, fmt: str = "md") -> str:
-    """Render one table as Markdown, LaTeX, CSV or HTML."""
+    """Render one table as Markdown, LaTeX, HTML or a CSV summary (one line per cell)."""
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if fmt == "csv":
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r} (the per-sample CSV is "
+                         "tfgbench.frame.to_csv(tfgbench.results(...)))")
+    if fmt == "csv-summary":
         return _render_csv(table)
     headers = ["Model", *[c.header for c in table.columns]]
     body = [[table.model_label(m), *[format_cell(table.cells[(m, c)], c.measure) for c in table.columns]]
@@ -172,7 +252,12 @@ def render(table: Table, fmt: str = "md") -> str:
     boxes = "" if d.boxes == "dataset" else ", face boxes " + re.sub(r"([0-9a-f]{12})[0-9a-f]+", r"\1", d.boxes)
     caption = f"{d.dataset} ({d.split} split, version {d.dataset_version}{boxes}, {table.total} samples)."
     if any(not cell.complete and (cell.covered or cell.failed) for cell in table.cells.values()):
-        caption += " ⚠ n/N: the model has results for only n of N samples, so no average is shown."
+        caption += (" ⚠ n/N: partial coverage, the value is the mean over n of the N samples only (a trial with "
+                    "--limit, an interrupted run or failed samples): not comparable with full results.")
+    if table.shared:
+        names = sorted({c.protocol for c in table.shared})
+        caption += (f" Partial cells of {', '.join(names)} are compared on the samples all partial models share "
+                    "(n counts them).")
     from tabulate import tabulate
 
     if fmt == "md":

@@ -7,8 +7,13 @@ rows with the reason (exit code or signal), starts a fresh worker and goes on; t
 A worker that fails or dies while *starting* (model or metric cannot load) is a configuration
 error: the run stops with its message instead of respawning forever.
 
-Workers ignore Ctrl-C (the parent decides), and exit when the parent goes away (their pipe
-closes). On any exit of :meth:`WorkerPool.run` (done, error, Ctrl-C) every worker is stopped.
+Workers ignore Ctrl-C and SIGTERM (the parent decides: a Slurm pre-emption or a Ctrl-C in a
+terminal signals the whole process group, and a worker that died of it would look like a crash),
+and exit when the parent goes away (their pipe closes). On any exit of :meth:`WorkerPool.run`
+(done, error) every worker is stopped; on an interrupt (Ctrl-C, or SIGTERM turned into
+:class:`KeyboardInterrupt` by the CLI) the parent first stores the results workers have already
+sent, then kills every worker at once, without waiting for the samples in flight: the run stops
+within about a second and leaves no process behind.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from tfgbench.errors import TfgbenchError
+from tfgbench.errors import ConfigError, TfgbenchError
 
 #: how many workers in a row may die while starting before the run gives up
 MAX_START_FAILURES = 3
@@ -43,6 +48,7 @@ def _worker_main(conn: Connection, build: Callable[..., Any], build_args: tuple)
     """Process body: build the per-process worker, then answer ``(sample_id, todo)`` requests
     with ``("done", (sample_id, results))`` until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         process = build(*build_args)
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which stops the run
@@ -58,7 +64,11 @@ def _worker_main(conn: Connection, build: Callable[..., Any], build_args: tuple)
         if task is None:
             return
         sample_id, todo = task
-        results = process(sample_id, todo)
+        try:
+            results = process(sample_id, todo)
+        except ConfigError as e:  # e.g. a checkpoint the model cannot read: the parent stops the run
+            conn.send(("fatal", str(e)))
+            return
         try:
             conn.send(("done", (sample_id, results)))
         except (BrokenPipeError, OSError):
@@ -132,6 +142,8 @@ class WorkerPool:
                     kind, payload = message
                     if kind == "start-error":
                         raise TfgbenchError(f"a worker process could not start: {payload}")
+                    if kind == "fatal":
+                        raise ConfigError(payload)
                     if kind == "ready":
                         slot.ready, start_failures = True, 0
                     elif kind == "done":
@@ -143,8 +155,27 @@ class WorkerPool:
                             slot.conn.send(slot.task)
                         else:
                             self._stop(slot)
+        except KeyboardInterrupt:
+            self._drain(record)
+            self.close(now=True)
+            raise
         finally:
             self.close()
+
+    def _drain(self, record: Callable[[str, Any], None]) -> None:
+        """On an interrupt: store the results that workers finished and sent but the parent has not
+        read yet (at most one per worker); nothing waits for a sample still in flight."""
+        for slot in self.slots:
+            if slot.dead:
+                continue
+            try:
+                while slot.conn.poll(0):
+                    kind, payload = slot.conn.recv()
+                    if kind == "done":
+                        slot.task = None
+                        record(*payload)
+            except (EOFError, OSError):
+                continue
 
     def _receive(self, slot: _Slot) -> tuple[str, Any] | None:
         """The worker's next message, or ``None`` when it has none because it died (a readable
@@ -169,8 +200,19 @@ class WorkerPool:
             pass
         self._retire(slot)
 
-    def close(self) -> None:
-        """Stop every worker: ask, then terminate, then kill; leaves no process behind."""
+    def close(self, now: bool = False) -> None:
+        """Stop every worker: ask, then terminate, then kill; leaves no process behind. ``now``
+        (an interrupt): kill at once, without waiting for the samples in flight."""
+        if now:
+            for slot in self.slots:
+                if slot.process.is_alive():
+                    slot.process.kill()
+            for slot in self.slots:
+                slot.process.join(timeout=5)
+                if not slot.dead:
+                    slot.dead = True
+                    slot.conn.close()
+            return
         for slot in self.slots:
             if not slot.dead:
                 try:

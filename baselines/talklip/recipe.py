@@ -55,6 +55,7 @@ class Recipe:
     clips_per_step: int = 8
     window: int = 5
     lr: float = 1e-4
+    disc_lr: float | None = None    # the discriminator's learning rate (None: ``lr``, as the official code)
     betas: tuple[float, float] = (0.5, 0.999)
     cosine: bool = False            # cosine decay of the learning rate to 0 over the run (after warm-up)
     warmup: int = 0
@@ -152,7 +153,8 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
     schedulers = {"gen": torch.optim.lr_scheduler.LambdaLR(optimizers["gen"], _lr_lambda(recipe))}
     if disc is not None and recipe.perp_w > 0:
         modules["disc"] = disc.to(device).to(memory_format=torch.channels_last)
-        optimizers["disc"] = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=recipe.betas)
+        disc_lr = recipe.lr if recipe.disc_lr is None else recipe.disc_lr
+        optimizers["disc"] = torch.optim.Adam(disc.parameters(), lr=disc_lr, betas=recipe.betas)
         schedulers["disc"] = torch.optim.lr_scheduler.LambdaLR(optimizers["disc"], _lr_lambda(recipe))
     else:
         disc = None

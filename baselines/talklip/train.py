@@ -125,7 +125,7 @@ def add_generator_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--limit", type=int, help="use only the first N training clips (smoke runs)")
     p.add_argument("--val-clips", type=int, default=6)
-    for name in ("lip-w", "cont-w", "perp-w", "lr"):
+    for name in ("lip-w", "cont-w", "perp-w", "lr", "disc-lr"):
         p.add_argument(f"--{name}", type=float, help="override the recipe's value")
     for name in ("clips-per-step", "window", "val-every"):
         p.add_argument(f"--{name}", type=int, help="override the recipe's value")
@@ -133,7 +133,7 @@ def add_generator_training_arguments(p: argparse.ArgumentParser) -> None:
 
 def recipe_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The recipe values given on the command line (checkpoints follow ``--val-every``)."""
-    kw = {k: getattr(args, k) for k in ("lip_w", "cont_w", "perp_w", "lr", "clips_per_step", "window",
+    kw = {k: getattr(args, k) for k in ("lip_w", "cont_w", "perp_w", "lr", "disc_lr", "clips_per_step", "window",
                                         "val_every", "steps")}
     kw = {k: v for k, v in kw.items() if v is not None}
     if "val_every" in kw:

@@ -22,6 +22,8 @@ import os
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from tfgbench.data.base import Dataset, check_sample_id
 from tfgbench.data.boxes import detect_face_boxes, load_box_file
 from tfgbench.data.sample import Sample
@@ -34,16 +36,31 @@ CONTENT_SAMPLE = 8
 BOX_DETECTION_VERSION = 1
 
 
-def read_transcript(path: Path) -> str | None:
-    """Transcript from a ``.txt`` beside the video: LRS-style (``Text:  WORDS`` on the first line,
-    followed by ``Conf:`` and word timings) or plain text. ``None`` if the file does not exist."""
+def load_transcript(path: Path) -> tuple[str | None, str | None]:
+    """``(transcript, problem)`` from a ``.txt`` beside the video: LRS-style (``Text:  WORDS`` on the
+    first line, followed by ``Conf:`` and word timings) or plain text. ``problem`` names the file and
+    says what is wrong when there is no usable transcript: it does not exist, it holds no words, or
+    it is not valid UTF-8 (never decoded into replacement characters that would count as words)."""
     if not path.is_file():
-        return None
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines:
-        if line.startswith("Text:"):
-            return line[len("Text:"):].strip()
-    return " ".join(line.strip() for line in lines if line.strip())
+        return None, f"{path}: no transcript file"
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, (f"{path}: the transcript is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                      "save it as UTF-8")
+    lines = text.splitlines()
+    words = next((line[len("Text:"):].strip() for line in lines if line.startswith("Text:")), None)
+    if words is None:
+        words = " ".join(line.strip() for line in lines if line.strip())
+    if not words.strip():
+        return None, f"{path}: the transcript is empty"
+    return words, None
+
+
+def read_transcript(path: Path) -> str | None:
+    """The transcript of :func:`load_transcript`, or ``None`` when there is no usable one."""
+    return load_transcript(path)[0]
 
 
 def detector_key(s3fd: str | Path | None = None) -> str:
@@ -164,10 +181,15 @@ class FileDataset(Dataset):
         if not path.is_file():
             raise MediaError(f"{path}: video of sample {sample_id!r} not found")
         media = read_video(path)
-        if media.audio is None:
-            raise MediaError(f"{path}: the video has no audio track")
-        if media.audio.size == 0:
-            raise MediaError(f"{path}: the audio track is empty")
+        missing: dict[str, str] = {}
+        audio = media.audio
+        if audio is None or audio.size == 0:
+            missing["audio"] = f"{path}: the video has no audio track" if audio is None \
+                else f"{path}: the audio track is empty"
+            audio = np.zeros(0, dtype=np.float32)
+        transcript, problem = load_transcript(path.with_suffix(".txt"))
+        if problem:
+            missing["transcript"] = problem
         box_file = self._box_file(sample_id)
         if not self.need_boxes:
             boxes, source, key = None, "not needed", "not loaded"
@@ -178,10 +200,11 @@ class FileDataset(Dataset):
             detector = self._face_detector()
             boxes, source = detect_face_boxes(media.frames, detector=detector), detector.name
             key = self._detector_key
-        sample = Sample(id=sample_id, frames=media.frames, audio=media.audio,
-                        transcript=read_transcript(path.with_suffix(".txt")), boxes=boxes, path=path,
+        sample = Sample(id=sample_id, frames=media.frames, audio=audio, transcript=transcript, boxes=boxes,
+                        path=path, missing=missing,
                         meta={"boxes_source": source, "boxes_key": key, "source_fps": media.source_fps,
-                              "source_sample_rate": media.source_sample_rate})
+                              "source_sample_rate": media.source_sample_rate,
+                              "rotation": media.rotation})
         return sample.validate()
 
 

@@ -33,6 +33,10 @@ class Sample:
         boxes: ``(T, 4)`` int face boxes ``x1, y1, x2, y2`` or ``None``.
         path: the file the sample was read from, for error messages.
         meta: dataset-specific extras (e.g. mouth landmarks of the synthetic corpus).
+        missing: inputs the sample lacks, each with the reason naming the file: ``"audio"`` (no
+            audio track; ``audio`` is then empty) and ``"transcript"`` (no transcript file, an empty
+            one, or one that is not valid UTF-8; ``transcript`` is then ``None``). The runner gives
+            error rows only to the protocols that need such an input (``ProtocolSpec.needs``).
     """
 
     id: str
@@ -42,6 +46,7 @@ class Sample:
     boxes: np.ndarray | None = None
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -62,7 +67,7 @@ class Sample:
         if not isinstance(a, np.ndarray) or a.ndim != 1 or a.dtype != np.float32:
             raise SampleError(f"{self.where()}: audio must be a 1-D float32 array, got "
                               f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
-        if a.size == 0:
+        if a.size == 0 and "audio" not in self.missing:
             raise SampleError(f"{self.where()}: the audio track is empty")
         if self.boxes is not None and self.boxes.shape != (self.num_frames, 4):
             raise SampleError(f"{self.where()}: boxes have shape {self.boxes.shape}, "

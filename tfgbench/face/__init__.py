@@ -19,13 +19,16 @@ S3FD_ORIGIN = ("joonson/syncnet_python's download_model.sh (sfd_face.pth, saved 
 
 def find_s3fd(given: str | Path | None = None) -> Path | None:
     """The user's ``sfd_face.pth``: ``given``, ``$TFGBENCH_S3FD``, ``$TFGBENCH_HOME/weights``;
-    ``None`` when absent (callers then use the offline Haar detector)."""
+    ``None`` when absent (callers then use the offline Haar detector). A ``given`` file or a set
+    ``$TFGBENCH_S3FD`` that is not a file is an error, never a silent switch to Haar."""
     from tfgbench.errors import MissingResourceError
-    from tfgbench.paths import find_file
+    from tfgbench.paths import BadPathError, find_file
 
     try:
         return find_file("S3FD face detector weights", given, "TFGBENCH_S3FD", "sfd_face.pth",
                          S3FD_ORIGIN, flag="--s3fd")
+    except BadPathError:
+        raise  # a $TFGBENCH_S3FD that points nowhere is a mistake, not "use Haar instead"
     except MissingResourceError:
         if given is not None:
             raise

@@ -38,12 +38,26 @@ AUDIO_CHUNK = 1024  # AAC frame size
 @dataclass
 class Media:
     """Decoded media on the sample clock: frames ``(T, H, W, 3)`` uint8 RGB at 25 fps and mono
-    float32 audio at 16 kHz (``None`` where the file has no such stream), plus the source rates."""
+    float32 audio at 16 kHz (``None`` where the file has no such stream), plus the source rates and
+    the display rotation that was applied (degrees counter-clockwise, from the display matrix)."""
 
     frames: np.ndarray | None
     audio: np.ndarray | None
     source_fps: float | None
     source_sample_rate: int | None
+    rotation: int = 0
+
+
+def _rotate(frames: np.ndarray, degrees: float, name: str) -> tuple[np.ndarray, int]:
+    """Frames as a player shows them: the stream's display matrix (a phone's "rotate 90") applied
+    with :func:`numpy.rot90`, counter-clockwise as ffmpeg's autorotate does."""
+    quarter = round(degrees / 90)
+    if abs(quarter * 90 - degrees) > 1e-3:
+        raise MediaError(f"{name}: the display matrix rotates the video by {degrees:g} degrees; only multiples of "
+                         "90 are supported")
+    if quarter % 4 == 0:
+        return frames, 0
+    return np.ascontiguousarray(np.rot90(frames, k=quarter, axes=(1, 2))), (quarter % 4) * 90
 
 
 def _name(src: Source) -> str:
@@ -86,6 +100,7 @@ def read_video(src: Source, *, video: bool = True, audio: bool = True, name: str
     name = name or _name(src)
     frames = samples = None
     source_fps = source_rate = None
+    applied = 0
     try:
         with _open(src, name) as container:
             v_stream = container.streams.video[0] if container.streams.video and video else None
@@ -94,8 +109,10 @@ def read_video(src: Source, *, video: bool = True, audio: bool = True, name: str
                 raise MediaError(f"{name}: has no video stream")
             v_start = 0.0
             if v_stream is not None:
-                images, times = [], []
+                images, times, rotation = [], [], 0.0
                 for frame in container.decode(v_stream):
+                    if not images:
+                        rotation = float(getattr(frame, "rotation", 0) or 0)
                     images.append(frame.to_ndarray(format="rgb24"))
                     times.append(float(frame.time) if frame.time is not None else len(times) / FPS)
                 if not images:
@@ -114,6 +131,7 @@ def read_video(src: Source, *, video: bool = True, audio: bool = True, name: str
                 else:
                     idx = resample_frame_times(times_arr - v_start, FPS, duration)
                     frames = np.stack([images[order[i]] for i in idx])
+                frames, applied = _rotate(frames, rotation, name)
             if a_stream is not None:
                 container.seek(0)
                 chunks, a_start = [], None
@@ -133,7 +151,8 @@ def read_video(src: Source, *, video: bool = True, audio: bool = True, name: str
                     samples = np.zeros(0, dtype=np.float32)
     except av.FFmpegError as e:
         raise MediaError(f"{name}: corrupt or unreadable video ({e})") from e
-    return Media(frames=frames, audio=samples, source_fps=source_fps, source_sample_rate=source_rate)
+    return Media(frames=frames, audio=samples, source_fps=source_fps, source_sample_rate=source_rate,
+                 rotation=applied)
 
 
 def write_video(

@@ -54,13 +54,43 @@ def frames_for(key: tuple[str, str, str, str], sample: Any, dataset: Any, workdi
     return model.generate(sample), "regenerated now by the plugin with the stored checkpoint and settings"
 
 
+def write_webm(dest: Path, frames: Any, audio: Any, fps: int = 25, sample_rate: int = 16000) -> None:
+    """VP9/Opus WebM of ``frames`` ``(T, H, W, 3)`` uint8 RGB and mono float ``audio``: the open
+    format every Chromium and Firefox build plays (H.264 needs proprietary codecs in some builds).
+    Opus runs at 48 kHz, so the audio is resampled from ``sample_rate`` (soxr)."""
+    import av
+    import numpy as np
+    import soxr
+
+    with av.open(str(dest), "w", format="webm") as container:
+        v = container.add_stream("libvpx-vp9", rate=fps)
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        v.options = {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+        a = None
+        if audio is not None and len(audio):
+            a = container.add_stream("libopus", rate=48000)
+            a.layout = "mono"
+        for f in frames:
+            container.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+        container.mux(v.encode())
+        if a is not None:
+            pcm = soxr.resample(np.asarray(audio, np.float32), sample_rate, 48000).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(pcm[None, :], format="flt", layout="mono")
+            frame.sample_rate = 48000
+            container.mux(a.encode(frame))
+            container.mux(a.encode())
+
+
 def _clip(frames: Any, audio: Any, dest: Path) -> None:
+    """``dest`` (H.264/AAC mp4) and the same clip as VP9/Opus WebM next to it."""
     from tfgbench.media.io import write_video
 
     h, w = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+    dest.parent.mkdir(parents=True, exist_ok=True)
     if not dest.is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
         write_video(dest, frames[:, :h, :w], audio, quality="standard", threads=1)
+    if not dest.with_suffix(".webm").is_file():
+        write_webm(dest.with_suffix(".webm"), frames[:, :h, :w], audio)
 
 
 def model_media(key: tuple[str, str, str, str], dataset_name: str, split: str, sample_ids: Sequence[str],

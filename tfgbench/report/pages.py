@@ -103,5 +103,9 @@ def definition_list(items: Sequence[tuple[str, Any]]) -> str:
 
 
 def video(src: str, caption: str) -> str:
-    return (f'<figure><video src="{esc(src)}" controls muted loop playsinline preload="auto" width="256"></video>'
+    """A clip as WebM (VP9/Opus, plays in every Chromium/Firefox build) with the H.264 mp4 ``src`` as
+    the second source (Safari, and players that lack VP9)."""
+    webm = src.rsplit(".", 1)[0] + ".webm"
+    return (f'<figure><video controls muted loop playsinline preload="auto" width="256">'
+            f'<source src="{esc(webm)}" type="video/webm"><source src="{esc(src)}" type="video/mp4"></video>'
             f"<figcaption>{esc(caption)}</figcaption></figure>")

@@ -22,6 +22,9 @@ an error row with its message, or gives the documented value):
   official code would return a number computed from constant MFCCs, which measures nothing.
 * audio and video lengths that disagree: the official rule, scored over the common part
   ``min_length`` (documented value, no error); a video with no audio at all is a MediaError.
+* a degenerate score (LSE-C exactly 0: half the shifts or more tie at the minimum distance, e.g.
+  a constant video against constant features; or non-finite distances):
+  :class:`DegenerateSyncError`, never a stored 0.
 * no face found (``lse/syncnet-python``): :class:`NoFaceError`. ``lse/synthetic`` uses the
   sample's face boxes; without boxes (``tfgbench lse FILE``) it detects them with OpenCV's Haar
   cascade, centred 96x96 box where none is found (:func:`tfgbench.data.boxes.detect_face_boxes`).
@@ -133,3 +136,7 @@ class SilentAudioError(LSEError, MediaError):
 
 class NoFaceError(LSEError):
     """No usable face track in the video."""
+
+
+class DegenerateSyncError(LSEError):
+    """The distances carry no sync information (all shifts tie, or NaN): no score is stored."""

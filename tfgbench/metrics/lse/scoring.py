@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from tfgbench.data.sample import SAMPLES_PER_FRAME
-from tfgbench.metrics.lse.protocols import ClipTooShortError, SilentAudioError
+from tfgbench.metrics.lse.protocols import ClipTooShortError, DegenerateSyncError, SilentAudioError
 
 SILENCE_PEAK = 1e-4
 
@@ -72,11 +72,23 @@ def shift_distances(vfeat: torch.Tensor, afeat: torch.Tensor, vshift: int, block
     return torch.cat(out) if out else vfeat.new_zeros(0, win)
 
 
-def summarize(dists: torch.Tensor, vshift: int) -> SyncResult:
-    """Mean distance per shift -> offset, LSE-C, LSE-D (official ``torch.min`` / ``median``)."""
+def summarize(dists: torch.Tensor, vshift: int, where: str = "clip") -> SyncResult:
+    """Mean distance per shift -> offset, LSE-C, LSE-D (official ``torch.min`` / ``median``).
+
+    A degenerate result raises :class:`DegenerateSyncError` instead of returning numbers that carry
+    no information: non-finite distances, or LSE-C exactly 0 (at least half of the shifts tie at the
+    minimum distance, e.g. every shift at one distance, where the official code reports offset
+    ``vshift`` from the first index: a boundary value that looks like a measurement)."""
     mdist = dists.mean(0)
+    if not bool(torch.isfinite(mdist).all()):
+        raise DegenerateSyncError(f"{where}: SyncNet distances are not finite (NaN or infinite); no LSE score")
     minval, minidx = torch.min(mdist, 0)
     conf = torch.median(mdist) - minval
+    if float(conf) == 0.0:
+        ties = int((mdist == minval).sum())
+        raise DegenerateSyncError(
+            f"{where}: degenerate sync score: {ties} of {len(mdist)} shifts give the same minimum mean distance "
+            f"({float(minval):.6g}), so LSE-C is exactly 0 and the offset is arbitrary; no LSE score")
     return SyncResult(offset=int(vshift - int(minidx)), lse_c=float(conf), lse_d=float(minval),
                       num_windows=len(dists), mean_dists=mdist.numpy().copy())
 
@@ -136,5 +148,8 @@ def evaluate_clips(model, clips: list[torch.Tensor], audios: list[np.ndarray], v
                            for i in range(0, len(windows), audio_batch)]).float().cpu().split(nums)
         vfeats = model.embed_videos([clips[i].to(device) for i, _ in ready], nums)
         for (i, _), v, a in zip(ready, vfeats, afeat):
-            out[i] = summarize(shift_distances(v.float().cpu(), a, vshift), vshift)
+            try:  # a degenerate clip (DegenerateSyncError) fails alone
+                out[i] = summarize(shift_distances(v.float().cpu(), a, vshift), vshift, wheres[i])
+            except Exception as e:  # noqa: BLE001 - this clip's error; the others go on
+                out[i] = e
     return out  # type: ignore[return-value]
