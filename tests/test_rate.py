@@ -49,7 +49,6 @@ def test_clips_are_blind_and_shuffled_per_rater(server):
 
 def _rate_all(browser, url: str, rater: str, score_of) -> int:  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{url}/?rater={rater}")
@@ -64,10 +63,24 @@ def _rate_all(browser, url: str, rater: str, score_of) -> int:  # noqa: F811
         for scale in ("intl", "sync", "auth"):
             browser.find_element(By.CSS_SELECTOR, f"input[name={scale}][value='{score_of(token)}']").click()
         browser.find_element(By.ID, "submit").click()
-        WebDriverWait(browser, 10).until(staleness_of(video))  # the next page has loaded
+        WebDriverWait(browser, 10).until(_gone(video))  # the next page has loaded
         n += 1
         assert n <= 10
     return n
+
+
+def _gone(element):
+    """``staleness_of`` that also accepts Chromium's 'Node ... does not belong to the document' error,
+    which newer drivers raise instead of StaleElementReferenceException while the page is replaced."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.expected_conditions import staleness_of
+
+    def check(_driver) -> bool:
+        try:
+            return staleness_of(element)(_driver)
+        except WebDriverException:
+            return True
+    return check
 
 
 def test_ratings_in_the_browser_reach_table5(browser, server, scored):  # noqa: F811
