@@ -95,3 +95,15 @@ def make_fake_lrs2(root: Path, n: int = 4, train: int = 3) -> list:
     (root / "train.txt").write_text("".join(f"6330311066473698535/{k:05d}\n" for k in range(train)))
     (root / "val.txt").write_text("".join(f"6330311066473698535/{k:05d}\n" for k in range(train, n)))
     return samples
+
+
+@pytest.fixture(scope="module")
+def synthetic_test_clips(tmp_path_factory) -> Path:
+    """One clip of each unseen test speaker of the synthetic corpus (8 clips; a pure function of the
+    corpus seed, generated here). Shared by the plugin, batching and Ray tests."""
+    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
+
+    out = tmp_path_factory.mktemp("corpus")
+    generate(out, splits=("test",), sizes={**DEFAULT_SIZES, "test": (DEFAULT_SIZES["test"][0], 1)}, workers=1,
+             progress=False)
+    return out

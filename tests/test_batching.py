@@ -24,14 +24,8 @@ METRICS = ["psnr", "ssim", "lse", "wer/synthetic-avhubert", "wer/synthetic-confo
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """8 test clips (one per unseen speaker), a pure function of the corpus seed."""
-    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
-
-    out = tmp_path_factory.mktemp("corpus")
-    generate(out, splits=("test",), sizes={**DEFAULT_SIZES, "test": (DEFAULT_SIZES["test"][0], 1)}, workers=1,
-             progress=False)
-    return out
+def corpus(synthetic_test_clips):
+    return synthetic_test_clips
 
 
 def stored(workdir) -> dict[tuple[str, str, str], tuple]:

@@ -57,13 +57,8 @@ def ray_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
-
-    out = tmp_path_factory.mktemp("corpus")
-    generate(out, splits=("test",), sizes={**DEFAULT_SIZES, "test": (DEFAULT_SIZES["test"][0], 1)}, workers=1,
-             progress=False)
-    return out
+def corpus(synthetic_test_clips):
+    return synthetic_test_clips
 
 
 def test_ray_rows_equal_local_rows_and_resume(ray_cluster, corpus, tmp_path):

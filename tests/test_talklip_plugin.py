@@ -5,7 +5,6 @@ test clips, its mouths closer to the truth with the clip's own audio than with a
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from conftest import face_frames, tone
 
@@ -54,17 +53,6 @@ def test_official_checkpoint_runs_through_the_plugin(tmp_path):
     assert [b.shape for b in batch] == [sample.frames.shape, (5, 128, 128, 3)]
     assert model.info.checkpoint_sha256 == sha256_file(path)
     assert model._config.channel_order == "bgr" and "synthetic" not in model.info.training_data
-
-
-@pytest.fixture(scope="module")
-def synthetic_test_clips(tmp_path_factory):
-    """Three clips of unseen test speakers (a pure function of the corpus seed, generated here)."""
-    from tfgbench.data.synthetic.generation import DEFAULT_SIZES, generate
-
-    out = tmp_path_factory.mktemp("corpus")
-    generate(out, splits=("test",), sizes={**DEFAULT_SIZES, "test": (DEFAULT_SIZES["test"][0], 1)}, workers=1,
-             progress=False)
-    return out
 
 
 def test_shipped_tiny_checkpoint_end_to_end(synthetic_test_clips, tmp_path):
