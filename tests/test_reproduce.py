@@ -14,7 +14,18 @@ from conftest import ROOT, run_cli
 
 from tfgbench.errors import TfgbenchError
 from tfgbench.reproduce import Pipeline, Stage
-from tfgbench.reproduce_plan import TRAINING, argv_of, metadata, recorded_command, synthetic_plan
+from tfgbench.reproduce_plan import (
+    ABLATION_FILE,
+    ABLATIONS,
+    RECIPE_FLAGS,
+    TRAINING,
+    argv_of,
+    metadata,
+    model_file,
+    recorded_command,
+    shipped_files,
+    synthetic_plan,
+)
 
 
 def fake(root: Path, name: str, deps: tuple[str, ...] = (), code: int = 0, sleep: float = 0.0,
@@ -183,3 +194,87 @@ def test_leaderboards_stage_writes_tables_with_command_and_versions(tmp_path):
     t2 = (tmp_path / "lb" / "table2.md").read_text()
     assert "avsyncnet-base-tiny.safetensors" in t2  # the reproduced readers, not the shipped ones
     assert "percentile bootstrap" in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def _fake_repo(root: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """A repository holding an (empty) file at every shipped path the scoring reads, except ``leave_out``."""
+    repo = root / "repo"
+    for rel in shipped_files(repo):
+        if rel not in leave_out:
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_bytes(rel.encode())
+    return repo
+
+
+def _values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+def test_shipped_plan_trains_nothing_and_scores_the_shipped_files(tmp_path):
+    no_lip = ABLATION_FILE.format("no-lip")
+    repo = _fake_repo(tmp_path, leave_out=(no_lip, model_file("wav2lip")))
+    notes: list[str] = []
+    stages = synthetic_plan(tmp_path / "out", tmp_path / "home", tmp_path / "lb", repo=repo, shipped=True,
+                            workdir=tmp_path / "store", note=notes.append)
+    by = {s.name: s for s in stages}
+    pipe = Pipeline(stages, tmp_path / "out", progress=False)  # every dependency comes before its stage
+    trained = {name for name, _ in TRAINING} | {f"synctalklip-{a}" for a in ABLATIONS}
+    assert not trained & set(by) and not [s for s in stages if s.kind == "train"]
+    assert {s.name for s in stages if not s.name.startswith("score-")} == {"corpus", "figure", "tables"}
+    assert all(set(s.deps) <= {"corpus"} for s in stages if s.name.startswith("score-"))
+    for s in stages:
+        if s.name.startswith("score-"):
+            assert _values(s.command, "--workdir") == [str(tmp_path / "store")]
+            weights = [w.split("=", 1)[1] for w in _values(s.command, "--weights")]
+            assert weights and all(w.startswith(str(repo)) for w in weights), (s.name, weights)
+    for model in ("talklip", "synctalklip-freeze", "synctalklip-supcon"):
+        argv = by[f"score-{model}-synthetic-ood"].command
+        assert _values(argv, "--checkpoint") == [str(repo / model_file(model))]
+        assert f"lse/synthetic={repo / 'tfgbench/weights/syncnet-synthetic.safetensors'}" in argv
+    assert "--checkpoint" not in by["score-ground-truth-synthetic"].command  # trivial rows read no weights
+    reader = by["score-reader-expert-avsyncnet"].command
+    assert f"wer/synthetic-avhubert={repo / 'synctalklip/weights/avsyncnet-base-tiny.safetensors'}" in reader
+    # a file that is not shipped: its stages are left out with a note naming it; the rest still run
+    assert not [n for n in by if "no-lip" in n or n.startswith("score-wav2lip-synthetic")]
+    assert "score-wav2lip-gan-synthetic" in by and "score-synctalklip-no-contrastive-synthetic-ood" in by
+    note = {rel: next(n for n in notes if rel in n) for rel in (no_lip, model_file("wav2lip"))}
+    assert len(notes) == 2 and "score-synctalklip-no-lip-synthetic-ood" in note[no_lip]
+    assert "figure3.png" in note[model_file("wav2lip")]
+    fig = by["figure"].command
+    assert _values(fig, "--models") == ["synctalklip,talklip"]
+    assert _values(fig, "--workdir") == [str(tmp_path / "store")]
+    assert "26 of 26 stages to run (forced: 2)" in pipe.describe(start="figure")  # --from works on this plan
+    assert RECIPE_FLAGS["disc_lr"] == "--disc-lr"
+
+
+def test_shipped_tables_say_so_and_list_the_files_used(tmp_path):
+    from results_factory import fake_store
+
+    repo = _fake_repo(tmp_path, leave_out=(ABLATION_FILE.format("avhubert"),))
+    fake_store(tmp_path / "store" / "results.sqlite", n=12, datasets=("synthetic", "synthetic-ood")).close()
+    stages = synthetic_plan(tmp_path / "out", tmp_path / "home", tmp_path / "lb", repo=repo, shipped=True,
+                            workdir=tmp_path / "store", command="tfgbench reproduce --shipped", note=lambda _: None)
+    tables = next(s for s in stages if s.name == "tables")
+    assert tables.call is not None
+    tables.call()  # reads the --workdir store
+    t1 = (tmp_path / "lb" / "table1.md").read_text()
+    assert "by `tfgbench reproduce --shipped`" in t1 and "shipped checkpoints with `--shipped`" in t1
+    assert "not retrained" in t1 and "Reproduced checkpoints" not in t1
+    assert "talklip-tiny.safetensors " in t1 and "syncnet-synthetic.safetensors " in t1
+    assert f"Not shipped, left out: {ABLATION_FILE.format('avhubert')}" in t1
+    assert "syncnet-color-tiny" not in t1  # a training-only file is not used by the scoring
+
+
+def test_shipped_dry_run_command(tmp_path):
+    out, store = tmp_path / "r", tmp_path / "store"
+    text = run_cli("reproduce", "--dry-run", "--shipped", "--out", str(out), "--workdir", str(store),
+                   "--leaderboards", str(tmp_path / "lb"), "--no-progress").stdout
+    missing = sum(1 for line in text.splitlines() if line.startswith("note: synctalklip/weights/synctalklip-"))
+    n = 30 - 2 * missing  # corpus, 2 x (8 + 4 ablations) scorings, 3 readers, figure, tables
+    assert f"{n} of {n} stages to run" in text, text[-400:]
+    assert " train " not in text and "--run-dir" not in text
+    assert text.count(f"--workdir {store} ") == n - 2  # every scoring stage and the figure
+    out.mkdir()
+    (out / "state.json").write_text("{}")  # a folder of the retraining mode is refused
+    bad = run_cli("reproduce", "--dry-run", "--shipped", "--out", str(out), check=False)
+    assert bad.returncode == 2 and "without --shipped; give another --out" in bad.stderr

@@ -8,6 +8,9 @@ reproduction folder; scoring of every model on ``synthetic`` and ``synthetic-ood
 reproduced evaluators; the leaderboards and the figure. Nothing is written into the shipped
 weights.
 
+``--shipped`` trains nothing: it scores the shipped checkpoints and evaluators (the same scoring,
+Table 2, figure and tables stages) into the same leaderboards, headed as made with ``--shipped``.
+
 * **Resumable.** ``<out>/state.json`` records each finished stage (time taken, output sha256);
   re-running the command skips finished stages whose outputs still exist. Training commands are
   resumable themselves (``--run-dir``), so an interrupted stage continues where it stopped.
@@ -16,6 +19,8 @@ weights.
 * ``--jobs N`` runs up to N independent stages at once (stages that write the results store run
   one at a time). ``--dry-run`` prints the plan with each stage's state, command and time (measured
   when it ran, else the time recorded in the shipped checkpoint's metadata).
+* ``--workdir DIR`` is the results store of the scoring stages (default ``<out>/work``); ``tfgbench
+  run`` resumes by key, so rows already stored there (e.g. in ``tfgbench-runs``) are reused.
 * One progress display: a bar over the stages with the running ones named, a line per finished
   stage; each stage's output goes to ``<out>/logs/<stage>.log``.
 """
@@ -259,8 +264,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "\n\n".join(__doc__.split("\n\n")[2:])
     p.add_argument("--dataset", default="synthetic", choices=["synthetic"],
                    help="what to reproduce (the synthetic corpus: LRS2/LRS3 need data and GPUs)")
-    p.add_argument("--out", default="reproduce-synthetic",
-                   help="folder for the reproduced weights, runs, results and logs (default: reproduce-synthetic)")
+    p.add_argument("--out", help="folder for the reproduced weights, runs, results and logs (default: "
+                   "reproduce-synthetic; with --shipped: reproduce-synthetic-shipped)")
+    p.add_argument("--shipped", action="store_true",
+                   help="train nothing: score and tabulate the checkpoints and evaluators shipped in the repository")
+    p.add_argument("--workdir", help="results store of the scoring stages (default: <out>/work); an existing store "
+                   "(e.g. tfgbench-runs) is resumed: rows stored under the same key are reused")
     p.add_argument("--home", help="TFGBENCH_HOME of the stages: corpus and caches (default: <out>/home, so nothing "
                    "cached by earlier runs is reused)")
     p.add_argument("--leaderboards", default="leaderboards/synthetic",
@@ -276,17 +285,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tfgbench.reproduce_plan import synthetic_plan
 
-    out = Path(args.out).resolve()
+    mode = "shipped" if args.shipped else "retrain"
+    out = Path(args.out or ("reproduce-synthetic-shipped" if args.shipped else "reproduce-synthetic")).resolve()
+    _check_mode(out, mode)
     home = Path(args.home).resolve() if args.home else out / "home"
     stages = synthetic_plan(out, home, Path(args.leaderboards).resolve(), ablations=not args.no_ablations,
-                            command=shlex.join(["tfgbench", *sys.argv[1:]]))
+                            command=shlex.join(["tfgbench", *sys.argv[1:]]), shipped=args.shipped,
+                            workdir=Path(args.workdir).resolve() if args.workdir else None)
     pipe = Pipeline(stages, out, jobs=args.jobs, progress=not args.no_progress)
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
     if args.dry_run:
         print(pipe.describe(only, args.start))
         return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mode").write_text(mode + "\n")
     results = pipe.run(only, args.start)
     failed = {k: v for k, v in results.items() if v != "done"}
     print(f"{len(results) - len(failed)} stage(s) finished, {len(failed)} not: "
           + ("; ".join(f"{k} {v}" for k, v in failed.items()) or "none") + f". State: {pipe.state_path}")
     return 1 if failed else 0
+
+
+def _check_mode(out: Path, mode: str) -> None:
+    """Refuse a folder made by the other mode: its finished scoring and table stages have the same
+    names but used other checkpoints, so they would be skipped as finished."""
+    marker = out / "mode"
+    made = marker.read_text().strip() if marker.is_file() else "retrain" if (out / "state.json").is_file() else None
+    if made is not None and made != mode:
+        flag = "with --shipped" if made == "shipped" else "without --shipped"
+        raise TfgbenchError(f"--out {out} was made {flag}; give another --out")

@@ -8,7 +8,14 @@ initialisation, a supervisor) is replaced by its reproduced copy, which makes th
 dependency. Generators also pin the training recipe recorded in their metadata (loss weights,
 learning rate, clips per step, window, steps), so a later change of the defaults does not change
 what is reproduced. Scoring runs every model on ``synthetic`` and ``synthetic-ood`` with the
-reproduced checkpoints and evaluators (``--checkpoint``, ``--weights``) into ``<out>/work``.
+reproduced checkpoints and evaluators (``--checkpoint``, ``--weights``) into ``<out>/work``
+(``--workdir``).
+
+``--shipped``: no training stage; the scoring stages name the shipped files themselves
+(``--checkpoint``/``--weights`` with their paths in the repository). Rows are keyed by the sha256
+of the file's content (:mod:`tfgbench.keys`, the metrics' ``evaluator_sha256``), so they get the
+same keys as ``tfgbench run`` with its defaults, and a shared ``--workdir`` reuses stored rows. A
+shipped file that is missing leaves out the stages that need it, with a note naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tfgbench.reproduce import Stage
@@ -40,10 +48,12 @@ TRAINING = [
 ]
 PRETRAINED = "synctalklip/weights/avhubert-pretrained-tiny.safetensors"
 ABLATIONS = ("supcon", "avhubert", "no-contrastive", "no-lip")
+#: the shipped checkpoint of a Table 3 ablation model
+ABLATION_FILE = "synctalklip/weights/synctalklip-{}-tiny.safetensors"
 #: recipe key -> training flag (generators)
 RECIPE_FLAGS = {"lip_w": "--lip-w", "cont_w": "--cont-w", "perp_w": "--perp-w", "lr": "--lr",
                 "clips_per_step": "--clips-per-step", "window": "--window", "val_every": "--val-every",
-                "steps": "--steps"}
+                "steps": "--steps", "disc_lr": "--disc-lr"}
 EVALUATORS = {"eval-syncnet": "lse/synthetic", "eval-avhubert": "wer/synthetic-avhubert",
               "eval-conformer": "wer/synthetic-conformer"}
 #: Table 2 readers: stage of the reproduced file
@@ -110,14 +120,40 @@ def option(argv: list[str], flag: str) -> str | None:
 
 
 def synthetic_plan(out: Path, home: Path, leaderboards: Path, ablations: bool = True, command: str = "",
-                   repo: Path = REPO) -> list[Stage]:
-    """Every stage of the synthetic reproduction, in order."""
-    weights, runs, work = out / "weights", out / "runs", out / "work"
+                   repo: Path = REPO, shipped: bool = False, workdir: Path | None = None,
+                   note: Callable[[str], None] = print) -> list[Stage]:
+    """Every stage of the synthetic reproduction, in order. ``shipped``: no training stage; the
+    scoring stages use the shipped files (a missing one leaves out the stages that need it, with a
+    ``note``). ``workdir``: the scoring stages' results store (default ``<out>/work``)."""
     env = {"TFGBENCH_HOME": str(home)}
-    produced: dict[str, tuple[str, Path]] = {}  # shipped relative path -> (stage, reproduced file)
     stages = [Stage("corpus", [sys.executable, "-m", "tfgbench.cli", "data", "synthetic", "--quiet"],
                     kind="data", env=env, estimate_min=2.8, outputs=(home / "synthetic",),
                     source="README: `tfgbench data synthetic` (whole corpus about 2.8 min on 2 cores)")]
+    files = shipped_files(repo, ablations) if shipped else _training(stages, out, env, repo, ablations)
+    return stages + _scoring(files, workdir or out / "work", env, ablations, leaderboards, command, home, shipped,
+                             note)
+
+
+def model_file(model: str) -> str | None:
+    """The shipped checkpoint (path in the repository) of a model; ``None`` for the trivial rows."""
+    if model.removeprefix("synctalklip-") in ABLATIONS:
+        return ABLATION_FILE.format(model.removeprefix("synctalklip-"))
+    return next((rel for name, rel in TRAINING if name == model), None)
+
+
+def shipped_files(repo: Path = REPO, ablations: bool = True) -> dict[str, tuple[str | None, Path]]:
+    """``{shipped path: (None, file)}`` for every file the scoring stages read: the evaluators, the
+    Table 2 readers, every model's checkpoint (present or not)."""
+    models = [*MODELS, *(f"synctalklip-{a}" for a in ABLATIONS if ablations)]
+    rels = [_rel(s) for s in (*EVALUATORS, *READERS)] + [r for m in models if (r := model_file(m))]
+    return {rel: (None, repo / rel) for rel in rels}
+
+
+def _training(stages: list[Stage], out: Path, env: dict[str, str], repo: Path,
+              ablations: bool) -> dict[str, tuple[str | None, Path]]:
+    """Appends the training stages; returns ``{shipped path: (stage, reproduced file)}``."""
+    weights, runs = out / "weights", out / "runs"
+    produced: dict[str, tuple[str | None, Path]] = {}
     for name, rel in TRAINING:
         md = metadata(repo / rel)
         argv = argv_of(recorded_command(md))
@@ -156,8 +192,6 @@ def synthetic_plan(out: Path, home: Path, leaderboards: Path, ablations: bool = 
         stages.append(Stage(name, argv, deps=tuple(sorted(deps, key=[s.name for s in stages].index)),
                             outputs=tuple(outputs), estimate_min=_minutes(md), env=env, fallbacks=fallbacks,
                             source=f"metadata of {rel}: {recorded_command(md)}"))
-    models = {n: produced[rel] for n, rel in ((Path(r).name.replace("-tiny.safetensors", ""), r) for _, r in TRAINING)
-              if n in MODELS}
     if ablations:
         base = next(s for s in stages if s.name == "synctalklip")
         for ab in ABLATIONS:
@@ -172,9 +206,29 @@ def synthetic_plan(out: Path, home: Path, leaderboards: Path, ablations: bool = 
             stages.append(Stage(name, argv, deps=("corpus", sup[0]), outputs=(weights / f"{name}-tiny.safetensors",),
                                 estimate_min=base.estimate_min, env=env,
                                 source=f"`synctalklip train generator --ablation {ab}` with synctalklip's recipe"))
-            models[name] = (name, weights / f"{name}-tiny.safetensors")
+            produced[ABLATION_FILE.format(ab)] = (name, weights / f"{name}-tiny.safetensors")
+    return produced
+
+
+def _scoring(files: dict[str, tuple[str | None, Path]], work: Path, env: dict[str, str], ablations: bool,
+             leaderboards: Path, command: str, home: Path, shipped: bool, note: Callable[[str], None]) -> list[Stage]:
+    """The scoring, Table 2 reader, figure and tables stages over ``files`` (see :func:`synthetic_plan`)."""
+    stages: list[Stage] = []
+    left_out: dict[str, list[str]] = {}
+
+    def usable(name: str, rels: list[str]) -> bool:
+        """Whether ``rels`` will exist (made by a stage, or shipped); else ``name`` is left out."""
+        missing = [r for r in rels if files[r][0] is None and not files[r][1].is_file()]
+        for r in missing:
+            left_out.setdefault(r, []).append(name)
+        return not missing
+
+    def deps(rels: list[str]) -> tuple[str, ...]:
+        return ("corpus", *(s for r in rels if (s := files[r][0]) is not None))
+
+    evaluators = [_rel(stage) for stage in EVALUATORS]
     evaluator_args = [a for stage, proto in EVALUATORS.items()
-                      for a in ("--weights", f"{proto}={produced[_rel(stage)][1]}")]
+                      for a in ("--weights", f"{proto}={files[_rel(stage)][1]}")]
     # --allow-failures: a failed clip shows as a flagged cell in the tables; it must not stop the pipeline
     score = [sys.executable, "-m", "tfgbench.cli", "run", "--workdir", str(work), "--no-progress", "--allow-failures",
              *evaluator_args]
@@ -182,36 +236,45 @@ def synthetic_plan(out: Path, home: Path, leaderboards: Path, ablations: bool = 
     for dataset in ("synthetic", "synthetic-ood"):
         for model in [*MODELS, *(f"synctalklip-{a}" for a in ABLATIONS if ablations)]:
             name = f"score-{model}-{dataset}"
-            ckpt = ["--checkpoint", str(models[model][1])] if model in models else []
-            deps = ["corpus", *EVALUATORS, *([models[model][0]] if model in models else [])]
-            trivial = model in ("ground-truth", "static-frame")
-            minutes = (1.5 if trivial else 4.0) * (0.5 if dataset == "synthetic-ood" else 1.0)
-            stages.append(Stage(name, [*score, "--model", model, "--dataset", dataset, *ckpt], deps=tuple(deps),
+            rel = model_file(model)
+            needs = [*evaluators, *([rel] if rel else [])]
+            if not usable(name, needs):
+                continue
+            ckpt = ["--checkpoint", str(files[rel][1])] if rel else []
+            minutes = (4.0 if rel else 1.5) * (0.5 if dataset == "synthetic-ood" else 1.0)
+            stages.append(Stage(name, [*score, "--model", model, "--dataset", dataset, *ckpt], deps=deps(needs),
                                 kind="score", resource="store", env=env, estimate_min=minutes,
                                 source="tfgbench run; time: the README's figures (about 4 min per generator and "
                                        "1.5 per trivial row for the 200 test clips)"))
             scored.append(name)
+    which = "shipped" if shipped else "reproduced"
     for stage in READERS:
-        name = f"score-reader-{stage}"
-        file = produced[_rel(stage)][1]
+        name, rel = f"score-reader-{stage}", _rel(stage)
+        if not usable(name, [rel]):
+            continue
         stages.append(Stage(name, [sys.executable, "-m", "tfgbench.cli", "run", "--workdir", str(work), "--no-progress",
                                    "--model", "ground-truth", "--dataset", "synthetic", "--metrics",
-                                   "wer/synthetic-avhubert", "--weights", f"wer/synthetic-avhubert={file}"],
-                            deps=("corpus", stage), kind="score", resource="store", env=env,
-                            source="Table 2: ground truth read by the reproduced expert"))
+                                   "wer/synthetic-avhubert", "--weights", f"wer/synthetic-avhubert={files[rel][1]}"],
+                            deps=deps([rel]), kind="score", resource="store", env=env,
+                            source=f"Table 2: ground truth read by the {which} expert"))
         scored.append(name)
     fig = leaderboards / "figure3.png"
-    shown = ("synctalklip", "talklip", "wav2lip")
-    stages.append(Stage("figure", [sys.executable, "-m", "tfgbench.cli", "figure", "snapshots", "--dataset",
-                                   "synthetic", "--sample", "s36/u000", "--models", ",".join(shown), "--workdir",
-                                   str(work), "--out", str(fig),
-                                   *[a for m in shown for a in ("--checkpoint", f"{m}={models[m][1]}")]],
-                        deps=tuple(scored), kind="tables", outputs=(fig,),
-                        env=env, source="Figure 3 from the scored videos"))
+    shown = [m for m in ("synctalklip", "talklip", "wav2lip") if usable("figure", [_rel(m)])]
+    if shown:
+        stages.append(Stage("figure", [sys.executable, "-m", "tfgbench.cli", "figure", "snapshots", "--dataset",
+                                       "synthetic", "--sample", "s36/u000", "--models", ",".join(shown), "--workdir",
+                                       str(work), "--out", str(fig),
+                                       *[a for m in shown for a in ("--checkpoint", f"{m}={files[_rel(m)][1]}")]],
+                            deps=tuple(scored), kind="tables", outputs=(fig,),
+                            env=env, source="Figure 3 from the scored videos"))
     tables = tuple(leaderboards / f"table{n}.md" for n in (1, 2, 3, 4)) + (leaderboards / "leaderboard.md",)
-    stages.append(Stage("tables", call=lambda: write_leaderboards(work, leaderboards, command, produced, home),
+    stages.append(Stage("tables", call=lambda: write_leaderboards(work, leaderboards, command, files, home, shipped),
                         deps=tuple(scored), kind="tables", outputs=tables,
                         source=f"tfgbench table --paper table1..4 --ci and tfgbench table --ci into {leaderboards}"))
+    for rel, names in left_out.items():
+        note(f"note: {rel} is not shipped ({files[rel][1]} not found): left out "
+             f"{', '.join('its panel of figure3.png' if n == 'figure' else n for n in names)}; "
+             "its table cells say there are no results")
     return stages
 
 
@@ -219,9 +282,10 @@ def _rel(stage: str) -> str:
     return next(rel for name, rel in TRAINING if name == stage)
 
 
-def write_leaderboards(work: Path, out: Path, command: str, produced: dict, home: Path) -> None:
+def write_leaderboards(work: Path, out: Path, command: str, produced: dict, home: Path, shipped: bool = False) -> None:
     """Tables 1-4 and the full leaderboard (with CIs) as Markdown, each headed by the command and
-    the package versions that made it and the sha256 of every reproduced checkpoint."""
+    the package versions that made it and the sha256 of every reproduced checkpoint (``shipped``:
+    of every shipped file the scoring used, and the ones not shipped)."""
     import importlib.metadata as im
     import platform
     import time
@@ -241,8 +305,15 @@ def write_leaderboards(work: Path, out: Path, command: str, produced: dict, home
         except im.PackageNotFoundError:
             pass
     files = "; ".join(f"{Path(rel).name} {file_sha256(f)[:12]}" for rel, (_, f) in produced.items() if f.is_file())
-    head = (f"Generated {time.strftime('%Y-%m-%d')} by `{command or 'tfgbench reproduce --dataset synthetic'}` "
-            f"(stage tables) with {', '.join(versions)}. Reproduced checkpoints (sha256): {files}.\n\n")
+    if shipped:
+        absent = ", ".join(rel for rel, (_, f) in produced.items() if not f.is_file())
+        what = ("Produced from the shipped checkpoints with `--shipped` (scored, not retrained). Shipped files used "
+                f"(sha256): {files}." + (f" Not shipped, left out: {absent}." if absent else ""))
+    else:
+        what = f"Reproduced checkpoints (sha256): {files}."
+    default = "tfgbench reproduce --dataset synthetic" + (" --shipped" if shipped else "")
+    head = (f"Generated {time.strftime('%Y-%m-%d')} by `{command or default}` (stage tables) with "
+            f"{', '.join(versions)}. {what}\n\n")
     out.mkdir(parents=True, exist_ok=True)
     with Store(work / "results.sqlite") as store:
         for n in (1, 2, 3, 4):
