@@ -71,3 +71,25 @@ def test_generator_training_on_lrs2_layout_and_plugin(tmp_path, monkeypatch, fak
     assert np.array_equal(frames[0][outside], sample.frames[0][outside])
     assert not np.array_equal(frames[0], sample.frames[0])
     assert plugin.info.training_data.startswith("lrs2 train split")
+
+
+def test_expert_sync_pair_is_the_supervisors_theta_and_trains_only_the_video_side():
+    """The contrastive pair from the frozen AV-SyncNet head: the L1 distance of the pair is stage 1's
+    theta (eq. 5/11), gradients reach the generated video features but not the supervisor."""
+    from synctalklip.avsyncnet import AVSyncNet, word_codec
+    from synctalklip.config import AVSyncNetConfig
+    from synctalklip.losses import novel_contrastive_loss
+    from synctalklip.train_generator import expert_sync_pair
+
+    torch.manual_seed(0)
+    net = AVSyncNet(AVSyncNetConfig.tiny("base", encoder=dict(SMALL)), word_codec(["a", "b"]))
+    with torch.no_grad():
+        net.avsync.F.weight.add_(0.1 * torch.randn_like(net.avsync.F.weight))   # F no longer the identity
+    audio, video = torch.randn(6, 32), torch.randn(6, 32, requires_grad=True)
+    a, v = expert_sync_pair(net, "novel")(audio, video)
+    assert torch.allclose((a - v).abs().sum(-1), net.theta(audio, video), atol=1e-6)
+    novel_contrastive_loss(a, v).backward()
+    assert video.grad is not None and video.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in net.parameters())
+    a, v = expert_sync_pair(net, "supcon")(audio, video)
+    assert torch.allclose(a.norm(dim=1), torch.ones(6)) and torch.allclose(v.norm(dim=1), torch.ones(6))

@@ -45,6 +45,7 @@ from baselines.talklip.model import TalkLip, set_audio_finetuning
 from baselines.talklip.validation import make_validator
 
 Contrastive = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SyncPair = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -128,14 +129,17 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
                        seed: int = 0, device: str = "cpu", pad: int = 1, eos: int = 2,
                        extra_modules: Mapping[str, torch.nn.Module] | None = None,
                        config: Mapping[str, Any] | None = None, progress: bool = True,
-                       align: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+                       align: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                       sync_pair: SyncPair | None = None):
     """Train ``generator`` (and ``disc``) with ``recipe``; resumable in ``run_dir``
     (:func:`tfgbench.training.fit`). ``expert``: a frozen AV-HuBERT seq2seq lip reader (``None``:
     no lip or contrastive term); ``pad``/``eos``: its dictionary's indices. ``config``: extra
     entries for the run's config (e.g. the command's data and init files). ``align(features (B, T, D),
     padding (B, T)) -> (B, T, D)``: applied to the audio and video feature sequences before the
-    generated frames are picked for the contrastive term (SyncTalklip(conv)'s temporal conv). Returns the
-    :class:`tfgbench.training.TrainResult`."""
+    generated frames are picked for the contrastive term (SyncTalklip(conv)'s temporal conv).
+    ``sync_pair(audio (N, D), video (N, D)) -> (a, v)``: the pair the contrastive term compares
+    (default: TalkLip's ``G.sync_net.project(audio)`` against ``normalize(video)``; SyncTalklip: the
+    frozen supervisor's own alignment head). Returns the :class:`tfgbench.training.TrainResult`."""
     from tfgbench.data.faceclips import mouth_rois_from_faces, normalise_rois
     from tfgbench.training import fit
 
@@ -195,8 +199,9 @@ def train_talking_face(recipe: Recipe, train: TrainingClips, val: TrainingClips,
                 video = read.encoder_out
                 if align is not None:       # SyncTalklip(conv): a temporal conv over both sequences first
                     audio, video = align(audio, padding), align(video, padding)
-                a = generator.sync_net.project(audio.reshape(-1, audio.shape[-1])[index])
-                v = F.normalize(video.reshape(-1, video.shape[-1])[index], dim=1)
+                a, v = audio.reshape(-1, audio.shape[-1])[index], video.reshape(-1, video.shape[-1])[index]
+                a, v = sync_pair(a, v) if sync_pair is not None else (generator.sync_net.project(a),
+                                                                      F.normalize(v, dim=1))
                 contrastive = recipe.contrastive(a, v)
                 total = total + recipe.cont_w * contrastive
                 out["contrastive"] = contrastive.item()
