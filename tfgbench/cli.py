@@ -37,7 +37,7 @@ EXTERNAL = {
     "compare": ("tfgbench.compare", "paired comparison of two models: difference, confidence interval, p-value"),
     "figure": ("tfgbench.figures", "figures: snapshot strips (paper Figure 3) and per-model distributions (PNG)"),
     "report": ("tfgbench.report", "static HTML leaderboard: sortable tables with CIs, model pages with clips"),
-    "reproduce": ("tfgbench.reproduce", "retrain, rescore, retabulate everything on the synthetic corpus (resumable)"),
+    "reproduce": ("tfgbench.reproduce", "retrain (--shipped: rescore) and tabulate everything on the synthetic corpus"),
     "rate": ("tfgbench.rate", "serve a local page that records blind 1-5 human ratings (paper Table 5)"),
 }
 DATA_COMMANDS = {
