@@ -20,8 +20,9 @@ ablation ``no-lip``       AV-SyncNet       novel (eq. 12)  no           as base
 
 The contrastive loss pairs the supervisor's audio-only encoding of the clip (the official "sync
 target", ``sync_enc_audio``) with the supervisor's encoding of the video in which the generated
-frames replaced the real ones (a by-product of the lip-reading loss), through the generator's
-``sync_net`` as ``F``.
+frames replaced the real ones (a by-product of the lip-reading loss), through the supervisor's own
+frozen ``F`` and ``tau`` (:func:`synctalklip.train_generator.expert_sync_pair`; the official code
+uses the generator's ``sync_net``, ``--sync-head generator``).
 """
 
 from __future__ import annotations

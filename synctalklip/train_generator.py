@@ -9,8 +9,10 @@ The loop is TalkLip's (:func:`baselines.talklip.recipe.train_talking_face`; Sync
 of TalkLip) with SyncTalklip's parts: the frozen AV-SyncNet supervisor reads the clip with the
 generated frames pasted in (lip-reading loss, eq. 4) and gives the video embeddings of those
 frames; the audio side of the contrastive loss is the supervisor's audio-only encoding of the clip
-(the official ``sync_enc_audio``) mapped by the generator's ``sync_net`` (``F`` of eq. 11); the
-contrastive loss is the novel L1 one (eq. 12) unless an ablation says otherwise; the generator's
+(the official ``sync_enc_audio``), compared with the video side by the supervisor's own frozen
+alignment head (``tau ||F(a) - v||_1`` of eq. 11, ``--sync-head expert``; ``--sync-head generator``:
+the generator's trainable ``sync_net`` as in the official code); the contrastive loss is the novel L1
+one (eq. 12) unless an ablation says otherwise; the generator's
 audio encoder starts from the supervisor's encoder. Which supervisor file is used follows the
 variant (``base``, ``conv``, or the plain AV-HuBERT of the ``avhubert`` ablation); ``--supervisor``
 overrides it. The supervisors are ours (stage 1), never the evaluators in ``tfgbench/weights``.
