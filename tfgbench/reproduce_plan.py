@@ -188,6 +188,8 @@ def _training(stages: list[Stage], out: Path, env: dict[str, str], repo: Path,
             for k, flag in RECIPE_FLAGS.items():
                 if k in recipe and recipe[k] is not None:
                     argv = set_option(argv, flag, str(recipe[k]))
+        if md.get("sync_head"):     # SyncTalklip generators: which head scored the contrastive term
+            argv = set_option(argv, "--sync-head", str(json.loads(md["sync_head"])))
         produced[rel] = (name, target)
         stages.append(Stage(name, argv, deps=tuple(sorted(deps, key=[s.name for s in stages].index)),
                             outputs=tuple(outputs), estimate_min=_minutes(md), env=env, fallbacks=fallbacks,
